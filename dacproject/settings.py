@@ -1,0 +1,158 @@
+"""Settings, all read from the environment through one `env` object (12-factor)."""
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+# A development key is generated per checkout when none is given, so no secret lives in code.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    _key_file = BASE_DIR / ".run" / "secret_key"
+    if not _key_file.exists():
+        import secrets as _secrets
+
+        _key_file.parent.mkdir(exist_ok=True)
+        _key_file.write_text(_secrets.token_urlsafe(50))
+    SECRET_KEY = _key_file.read_text().strip()
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "registry",
+    "orchestration",
+    "governance",
+    "metrics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dacproject.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "dacproject.wsgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/dac")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str("TEST_DATABASE_NAME", default="test_dac")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Celery -------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# At-least-once: a message is acknowledged only after its task ran, and requeued when the
+# worker process dies; the engine's conditional transitions make redelivery harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Engine tasks are short; a small prefetch keeps latency low without hoarding messages.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_PREFETCH_MULTIPLIER", default=4)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "dac-sweep-timeouts": {
+        "task": "orchestration.tasks.sweep_timeouts",
+        "schedule": env.float("DAC_SWEEP_INTERVAL_SECONDS", default=10.0),
+    },
+}
+
+# --- REST framework -----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {"TITLE": "DAC API", "VERSION": "1.0.0"}
+
+# --- DAC engine ---------------------------------------------------------------------------
+DAC_ACTION_MODULES = env.list(
+    "DAC_ACTION_MODULES",
+    default=["orchestration.actions.builtins", "orchestration.actions.llm", "examples.actions"],
+)
+DAC_PYTHON_ACTION_ALLOWLIST = env.list("DAC_PYTHON_ACTION_ALLOWLIST", default=[])
+DAC_HTTP_ALLOWED_HOSTS = env.list("DAC_HTTP_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "::1"])
+DAC_ENABLE_SHELL = env.bool("DAC_ENABLE_SHELL", default=False)
+DAC_MAX_OUTPUT_BYTES = env.int("DAC_MAX_OUTPUT_BYTES", default=1024 * 1024)
+# Secrets templates may read as `secrets.NAME`; values come from DAC_SECRET_<NAME> env vars.
+DAC_SECRETS_ENV_PREFIX = "DAC_SECRET_"
+DAC_LLM_BASE_URL = env.str("DAC_LLM_BASE_URL", default="http://127.0.0.1:8089/v1")
+DAC_LLM_API_KEY = env.str("DAC_LLM_API_KEY", default="")
+DAC_LLM_DEFAULT_MODEL = env.str("DAC_LLM_DEFAULT_MODEL", default="gpt-4o-mini")
+DAC_LLM_TIMEOUT_SECONDS = env.float("DAC_LLM_TIMEOUT_SECONDS", default=60.0)
+# USD per 1,000 tokens, exact decimals.
+DAC_LLM_PRICES = {
+    "gpt-4o-mini": {"input": Decimal("0.00015"), "output": Decimal("0.0006")},
+    "gpt-4o": {"input": Decimal("0.0025"), "output": Decimal("0.01")},
+    "claude-3-5-sonnet": {"input": Decimal("0.003"), "output": Decimal("0.015")},
+}
+# A step whose worker has not beaten its heart for this long is considered lost.
+DAC_HEARTBEAT_STALE_SECONDS = env.int("DAC_HEARTBEAT_STALE_SECONDS", default=60)

@@ -1,0 +1,60 @@
+"""Pure canvas building: dispatch plans in, Celery signatures out (no broker, no database).
+
+Steps that become ready together go out as one `group`; a foreach step is a `chord` whose
+header runs the items (in `max_parallel` lanes, each a `chain`) and whose body joins them;
+compensations run as a `chain` in reverse completion order, ending with the finaliser.
+"""
+from dataclasses import dataclass
+
+from celery import chain, chord, group
+
+# A hard limit a little past the soft one, so an action that ignores the soft limit still ends.
+HARD_LIMIT_GRACE_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class StepDispatch:
+    step_run_id: int
+    attempt: int
+    queue: str = "default"
+    timeout_seconds: float | None = None
+    item_count: int | None = None  # set for a foreach step
+    max_parallel: int | None = None
+    priority: int | None = None
+
+
+def _options(d):
+    options = {"queue": d.queue}
+    if d.timeout_seconds:
+        options["soft_time_limit"] = d.timeout_seconds
+        options["time_limit"] = d.timeout_seconds + HARD_LIMIT_GRACE_SECONDS
+    if d.priority is not None:
+        options["priority"] = d.priority
+    return options
+
+
+def step_signature(d):
+    from . import tasks
+
+    if d.item_count is None:
+        return tasks.run_step.si(d.step_run_id, d.attempt).set(**_options(d))
+    items = [tasks.run_item.si(d.step_run_id, index, 1).set(**_options(d)) for index in range(d.item_count)]
+    lanes = d.max_parallel
+    if lanes and lanes < len(items):
+        header = group(chain(*items[lane::lanes]) for lane in range(lanes))
+    else:
+        header = group(items)
+    return chord(header, tasks.join_items.si(d.step_run_id).set(queue=d.queue))
+
+
+def dispatch_signature(dispatches):
+    """One signature for every step that became ready in the same transition."""
+    signatures = [step_signature(d) for d in dispatches]
+    return signatures[0] if len(signatures) == 1 else group(signatures)
+
+
+def compensation_signature(instance_id, step_run_ids, queue="default"):
+    from . import tasks
+
+    links = [tasks.compensate_step.si(step_run_id).set(queue=queue) for step_run_id in step_run_ids]
+    return chain(*links, tasks.finish_failed.si(str(instance_id)).set(queue=queue))

@@ -1,0 +1,12 @@
+"""Token prices (USD per 1,000 tokens, exact decimals) from settings.DAC_LLM_PRICES."""
+from decimal import Decimal
+
+from django.conf import settings
+
+
+def cost_of(model, tokens_in, tokens_out):
+    price = settings.DAC_LLM_PRICES.get(model)
+    if not price:
+        return Decimal("0")
+    per_k = Decimal(1000)
+    return (Decimal(price["input"]) * Decimal(int(tokens_in)) + Decimal(price["output"]) * Decimal(int(tokens_out))) / per_k

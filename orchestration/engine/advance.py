@@ -1,0 +1,231 @@
+"""Moving an instance forward after any change. Always called under the instance row lock.
+
+Pending steps are resolved in topological order, so a skip propagates in one pass and a
+step starts as soon as its own dependencies are done (no layer barriers).
+"""
+from django.db.models import F
+from django.utils import timezone
+
+from orchestration import templating
+from orchestration.canvas import StepDispatch
+from orchestration.models import StepItem, StepRun
+from orchestration.states import (
+    STEP_TERMINAL,
+    STEP_WAITING,
+    InstanceStatus as I,
+    StepStatus as S,
+    check_instance_transition,
+    step_counts_as_done,
+)
+
+from .scope import build_scope
+
+
+def advance(instance, plan, effects):
+    """Resolve what can move, dispatch what became ready, finish the instance when done."""
+    if instance.status in (I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT):
+        return
+    runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance)}
+    ready = [] if instance.failing else _resolve_pending(instance, plan, runs)
+    if not instance.failing:
+        failed = _first_blocking_failure(plan, runs)
+        if failed is not None:
+            _start_failing(instance, failed)
+    if instance.failing:
+        _advance_failing(instance, runs, plan, effects)
+        return
+    if instance.status != I.PAUSED:
+        effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready)
+    if all(r.status in STEP_TERMINAL for r in runs.values()):
+        _complete(instance, plan, runs)
+    elif instance.status != I.PAUSED:
+        busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
+        set_instance_status(instance, I.RUNNING if busy else I.WAITING)
+    instance.save()
+
+
+def dispatch_for(instance, plan, run):
+    step = plan.steps[run.step_id]
+    return StepDispatch(
+        step_run_id=run.id,
+        attempt=run.attempts + 1,
+        queue=step["queue"],
+        timeout_seconds=step["timeout_seconds"],
+        item_count=run.item_count if step["foreach"] is not None else None,
+        max_parallel=step["max_parallel"],
+        priority=instance.priority,
+    )
+
+
+def set_instance_status(instance, status):
+    check_instance_transition(instance.status, status)
+    instance.status = status
+
+
+def _first_blocking_failure(plan, runs):
+    for sid in plan.order:
+        run = runs[sid]
+        if run.status == S.FAILED and plan.steps[sid]["on_error"] != "continue":
+            return run
+    return None
+
+
+def _start_failing(instance, failed_run):
+    instance.failing = True
+    instance.error = {"step": failed_run.step_id, **(failed_run.error or {"message": "step failed"})}
+
+
+def _advance_failing(instance, runs, plan, effects):
+    """No new steps start; once nothing runs, compensate completed steps newest first."""
+    StepRun.objects.filter(instance=instance, status__in=[S.PENDING, S.READY, *STEP_WAITING]).update(
+        status=S.CANCELLED, finished_at=timezone.now()
+    )
+    if StepRun.objects.filter(instance=instance, status=S.RUNNING).exists():
+        instance.save()
+        return
+    if not instance.compensation_started:
+        instance.compensation_started = True
+        to_compensate = [
+            r.id
+            for r in sorted(runs.values(), key=lambda r: r.completed_seq or 0, reverse=True)
+            if r.status == S.COMPLETED and plan.steps[r.step_id]["compensate"]
+        ]
+        if to_compensate:
+            effects.compensation = (instance.id, to_compensate)
+            instance.save()
+            return
+    finish_failed(instance)
+
+
+def finish_failed(instance):
+    set_instance_status(instance, I.FAILED)
+    instance.finished_at = timezone.now()
+    instance.save()
+
+
+def _resolve_pending(instance, plan, runs):
+    """Decide every pending step whose dependencies allow it; returns the newly ready runs."""
+    ready = []
+    for sid in plan.order:
+        run = runs[sid]
+        if run.status != S.PENDING:
+            continue
+        decision = _dependency_decision(plan, runs, sid)
+        if decision == "wait":
+            continue
+        step = plan.steps[sid]
+        if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
+            _finish(run, S.SKIPPED if run.status == S.PENDING else run.status)
+            continue
+        if _needs_approval(step):
+            run.status = S.WAITING_APPROVAL
+            run.save(update_fields=["status"])
+        elif step["foreach"] is not None:
+            if _prepare_items(instance, plan, runs, run, step):
+                ready.append(run)
+        else:
+            mark_ready(run)
+            ready.append(run)
+        if run.status == S.COMPLETED:
+            instance.completion_count += 1
+            run.completed_seq = instance.completion_count
+            run.save(update_fields=["completed_seq"])
+    return ready
+
+
+def _dependency_decision(plan, runs, sid):
+    deps = [runs[d] for d in plan.deps[sid]]
+    if not deps:
+        return "run"
+    done = [step_counts_as_done(d.status, plan.steps[d.step_id]["on_error"]) for d in deps]
+    if plan.steps[sid]["join"] == "any" and any(done):
+        return "run"
+    if not all(d.status in STEP_TERMINAL for d in deps):
+        return "wait"
+    return "run" if any(done) else "skip"
+
+
+def _condition_holds(instance, plan, runs, run, step):
+    if step["when"] is None:
+        return True
+    try:
+        return templating.evaluate_condition(step["when"], _scope(instance, plan, runs), plan.step_ids)
+    except templating.TemplateError as exc:
+        run.status = S.FAILED
+        run.error = {"type": "TemplateError", "message": f"when: {exc}"}
+        return False
+
+
+def _needs_approval(step):
+    approval = step["approval"]
+    if approval is False:
+        return False
+    if approval:
+        return True
+    if step["agent"]:
+        from registry.models import Agent, AgentRisk
+
+        return Agent.objects.filter(name=step["agent"], risk=AgentRisk.APPROVAL_REQUIRED).exists()
+    return False
+
+
+def _prepare_items(instance, plan, runs, run, step):
+    """Render the foreach items; True when there are items to dispatch."""
+    try:
+        items = templating.render_value(step["foreach"], _scope(instance, plan, runs), plan.step_ids)
+        if not isinstance(items, list):
+            raise templating.TemplateError(f"foreach must yield a list, got {type(items).__name__}")
+    except templating.TemplateError as exc:
+        run.error = {"type": "TemplateError", "message": f"foreach: {exc}"}
+        _finish(run, S.FAILED)
+        return False
+    existing = {i.index: i for i in StepItem.objects.filter(step_run=run)}
+    StepItem.objects.filter(step_run=run, index__gte=len(items)).delete()
+    for index, item in enumerate(items):
+        if index in existing:
+            StepItem.objects.filter(pk=existing[index].pk).update(
+                item=item, status=S.READY, output=None, error=None, attempt_base=F("attempts"), task_id=""
+            )
+        else:
+            StepItem.objects.create(step_run=run, index=index, item=item, status=S.READY)
+    run.item_count = len(items)
+    if not items:
+        run.output = []
+        _finish(run, S.COMPLETED)
+        return False
+    mark_ready(run)
+    return True
+
+
+def mark_ready(run):
+    run.status = S.READY
+    run.ready_at = timezone.now()
+    run.save(update_fields=["status", "ready_at", "item_count"])
+
+
+def _finish(run, status):
+    run.status = status
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at", "error", "output", "item_count"])
+
+
+def _scope(instance, plan, runs):
+    outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
+    return build_scope(instance=instance, workflow=plan.spec["id"], runs=outputs)
+
+
+def _complete(instance, plan, runs):
+    try:
+        instance.result = instance_result(instance, plan, runs)
+    except templating.TemplateError as exc:
+        instance.error = {"type": "TemplateError", "message": f"result: {exc}"}
+        finish_failed(instance)
+        return
+    set_instance_status(instance, I.COMPLETED)
+    instance.finished_at = timezone.now()
+
+
+def instance_result(instance, plan, runs):
+    if plan.spec.get("result") is not None:
+        return templating.render_value(plan.spec["result"], _scope(instance, plan, runs), plan.step_ids)
+    return {sid: runs[sid].output for sid in plan.sinks if runs[sid].status == S.COMPLETED}

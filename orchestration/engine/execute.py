@@ -1,0 +1,169 @@
+"""Running one claimed attempt's action, outside any transaction, into an Outcome."""
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import jsonschema
+from billiard.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from orchestration import templating
+from orchestration.actions import registry as actions
+from orchestration.models import StepItem, StepRun
+from orchestration.states import StepStatus
+
+from .plan import plan_for
+from .scope import build_scope, mask
+
+HEARTBEAT_MIN_INTERVAL_SECONDS = 2.0
+
+
+@dataclass
+class Claim:
+    """Everything a worker needs to run one attempt, loaded once when it claimed the attempt."""
+
+    step_run_id: int
+    instance_id: object
+    step_id: str
+    attempt: int
+    attempt_base: int
+    plan: object
+    instance: object
+    runs: dict  # {step_id: (status, output)}
+    item_index: int | None = None
+    item: object = None
+
+    @property
+    def step(self):
+        return self.plan.steps[self.step_id]
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    output: object = None
+    inputs: object = None
+    usage: object = None
+    emitted: list = field(default_factory=list)
+    error_type: str = ""
+    error_message: str = ""
+    traceback: str = ""
+    secrets: list = field(default_factory=list)
+
+    @property
+    def error(self):
+        return {"type": self.error_type, "message": self.error_message}
+
+    def masked(self):
+        """A copy with every secret value replaced, ready to store."""
+        return Outcome(
+            ok=self.ok, output=mask(self.output, self.secrets), inputs=mask(self.inputs, self.secrets),
+            usage=self.usage, emitted=mask(self.emitted, self.secrets), error_type=self.error_type,
+            error_message=mask(self.error_message, self.secrets), traceback=mask(self.traceback, self.secrets),
+        )
+
+
+class OutputRejected(Exception):
+    pass
+
+
+def run_attempt(claim):
+    """Render inputs, run the action, check the output. Never raises (except worker shutdown)."""
+    scope = build_scope(instance=claim.instance, workflow=claim.plan.spec["id"], runs=claim.runs,
+                        item=claim.item, index=claim.item_index)
+    ctx = actions.ActionContext(
+        instance_id=str(claim.instance_id), workflow=claim.plan.spec["id"], step_id=claim.step_id,
+        attempt=claim.attempt - claim.attempt_base, item_index=claim.item_index,
+        heartbeat_fn=_heartbeat_fn(claim),
+    )
+    outcome = Outcome(ok=False, usage=ctx.usage)
+    try:
+        outcome.inputs = templating.render_value(claim.step["with"], scope, claim.plan.step_ids)
+        spec = actions.get(resolve_action_name(claim.step))
+        output = spec.func(ctx, **outcome.inputs)
+        check_output(output, claim.step["output_schema"] or spec.output_schema)
+        outcome.ok, outcome.output, outcome.emitted = True, output, ctx.emitted
+    except SoftTimeLimitExceeded:
+        _record_error(outcome, "TimeoutError",
+                      f"attempt exceeded timeout_seconds={claim.step['timeout_seconds']}", with_traceback=False)
+    except Exception as exc:  # noqa: BLE001 - an action may raise anything; it fails the attempt
+        _record_error(outcome, type(exc).__name__, str(exc) or repr(exc))
+    outcome.secrets = scope["secrets"].used_values()
+    return outcome.masked()
+
+
+def resolve_action_name(step):
+    """An agent step runs its capability's action, or the action `<agent>.<capability>`."""
+    if not step["agent"]:
+        return step["action"]
+    from registry.models import Agent
+
+    agent = Agent.objects.filter(name=step["agent"]).first()
+    if agent is None:
+        raise actions.ActionNotFound(f"agent '{step['agent']}' is not registered")
+    capability = (agent.capabilities or {}).get(step["action"]) or {}
+    return capability.get("action") or f"{step['agent']}.{step['action']}"
+
+
+def check_output(output, schema):
+    try:
+        encoded = json.dumps(output)
+    except (TypeError, ValueError) as exc:
+        raise OutputRejected(f"output is not JSON-serialisable: {exc}") from exc
+    if len(encoded.encode()) > settings.DAC_MAX_OUTPUT_BYTES:
+        raise OutputRejected(
+            f"output is {len(encoded.encode())} bytes, over DAC_MAX_OUTPUT_BYTES={settings.DAC_MAX_OUTPUT_BYTES}"
+        )
+    if schema:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        violations = sorted(validator.iter_errors(output), key=lambda e: list(e.path))
+        if violations:
+            details = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in violations[:10])
+            raise OutputRejected(f"output does not match output_schema: {details}")
+
+
+def _record_error(outcome, error_type, message, with_traceback=True):
+    outcome.ok = False
+    outcome.error_type = error_type
+    outcome.error_message = message
+    outcome.traceback = traceback.format_exc() if with_traceback else ""
+
+
+def _heartbeat_fn(claim):
+    """Throttled heartbeat writes, so a chatty action does not hammer the database."""
+    last = [0.0]
+    if claim.item_index is None:
+        target = StepRun.objects.filter(id=claim.step_run_id)
+    else:
+        target = StepItem.objects.filter(Q(step_run_id=claim.step_run_id) & Q(index=claim.item_index))
+
+    def beat():
+        now = time.monotonic()
+        if now - last[0] >= HEARTBEAT_MIN_INTERVAL_SECONDS:
+            last[0] = now
+            target.update(heartbeat_at=timezone.now())
+
+    return beat
+
+
+def run_compensation(step_run_id):
+    """Run a completed step's `compensate` action; returns None or the error (masked)."""
+    run = StepRun.objects.select_related("instance__version").get(id=step_run_id)
+    if run.status != StepStatus.COMPLETED:
+        return None  # already compensated: a redelivered message
+    instance = run.instance
+
+    plan = plan_for(instance.version)
+    step = plan.steps[run.step_id]
+    runs = {r[0]: (r[1], r[2]) for r in StepRun.objects.filter(instance=instance).values_list("step_id", "status", "output")}
+    scope = build_scope(instance=instance, workflow=plan.spec["id"], runs=runs)
+    ctx = actions.ActionContext(instance_id=str(instance.id), workflow=plan.spec["id"], step_id=run.step_id, attempt=1)
+    try:
+        inputs = templating.render_value(step["compensate"]["with"], scope, plan.step_ids)
+        actions.get(step["compensate"]["action"]).func(ctx, **inputs)
+    except Exception as exc:  # noqa: BLE001 - a failed compensation is recorded, the saga goes on
+        return mask({"message": f"compensation failed: {type(exc).__name__}: {exc}"}, scope["secrets"].used_values())
+    return None

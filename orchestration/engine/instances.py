@@ -1,0 +1,223 @@
+"""Instance lifecycle services: start, pause, resume, terminate, retry, approve, time out."""
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from governance.audit import actor_parts, audit_record
+from registry.models import DefinitionStatus, WorkflowDefinition
+from registry.spec import spec_sha256
+from orchestration.models import StepItem, StepRun, WorkflowInstance
+from orchestration.states import (
+    INSTANCE_TERMINAL,
+    STEP_TERMINAL,
+    IllegalTransition,
+    InstanceStatus as I,
+    StepStatus as S,
+)
+
+from .advance import advance, dispatch_for, finish_failed, set_instance_status
+from .effects import Effects
+from .errors import Conflict, InvalidRequest, NotFound
+from .plan import plan_for
+from .steps import lock_instance
+
+
+@transaction.atomic
+def instance_start(*, workflow, context=None, actor=None, parent=None, priority=None):
+    """Create an instance pinned to the definition's latest version and dispatch its first steps."""
+    definition = WorkflowDefinition.objects.select_related("latest_version").filter(key=workflow).first()
+    if definition is None:
+        raise NotFound(f"workflow '{workflow}' is not registered")
+    if definition.status == DefinitionStatus.REGISTERED or not (definition.latest_version.spec.get("steps")):
+        raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise InvalidRequest("context must be a JSON object")
+    version = definition.latest_version
+    if spec_sha256(version.spec) != version.spec_sha256:
+        raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; refusing to run")
+    plan = plan_for(version)
+    now = timezone.now()
+    user, _ = actor_parts(actor)
+    timeout = plan.spec.get("timeout_minutes")
+    instance = WorkflowInstance.objects.create(
+        definition=definition, version=version, spec_sha256=version.spec_sha256, status=I.RUNNING,
+        context=context, parent=parent, priority=plan.spec["priority"] if priority is None else priority,
+        created_by=user, started_at=now, deadline_at=now + timezone.timedelta(minutes=timeout) if timeout else None,
+    )
+    StepRun.objects.bulk_create(StepRun(instance=instance, step_id=sid) for sid in plan.order)
+    audit_record(actor=actor, verb="instance.start", target_type="instance", target_id=instance.id,
+                 details={"workflow": workflow, "version": version.number})
+    effects = Effects()
+    advance(instance, plan, effects)
+    effects.send_on_commit()
+    return instance
+
+
+def _locked(instance_id):
+    try:
+        return lock_instance(instance_id)
+    except (WorkflowInstance.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"instance '{instance_id}' not found") from None
+
+
+def _transition(instance, status, verb):
+    try:
+        set_instance_status(instance, status)
+    except IllegalTransition:
+        raise Conflict(f"cannot {verb} an instance that is {instance.status}") from None
+
+
+@transaction.atomic
+def instance_pause(*, instance_id, actor):
+    instance = _locked(instance_id)
+    if instance.failing:
+        raise Conflict("cannot pause an instance that is failing")
+    _transition(instance, I.PAUSED, "pause")
+    instance.save()
+    audit_record(actor=actor, verb="instance.pause", target_type="instance", target_id=instance.id)
+    return instance
+
+
+@transaction.atomic
+def instance_resume(*, instance_id, actor):
+    instance = _locked(instance_id)
+    if instance.status != I.PAUSED:
+        raise Conflict(f"cannot resume an instance that is {instance.status}")
+    _transition(instance, I.RUNNING, "resume")
+    plan = plan_for(instance.version)
+    effects = Effects()
+    # Steps that became ready while paused (or whose message was refused) go out now; a
+    # message still queued from before claims nothing, as its attempt number is taken.
+    for run in StepRun.objects.filter(instance=instance, status=S.READY):
+        effects.dispatches.append(dispatch_for(instance, plan, run))
+    audit_record(actor=actor, verb="instance.resume", target_type="instance", target_id=instance.id)
+    advance(instance, plan, effects)
+    effects.send_on_commit()
+    return instance
+
+
+def _stop(instance, status):
+    """Cancel everything unfinished and revoke what runs; used by terminate and time-out."""
+    effects = Effects()
+    active = StepRun.objects.filter(instance=instance).exclude(status__in=STEP_TERMINAL)
+    effects.revoke_task_ids = [t for t in active.values_list("task_id", flat=True) if t]
+    effects.revoke_task_ids += [
+        t for t in StepItem.objects.filter(step_run__instance=instance, status=S.RUNNING).values_list("task_id", flat=True)
+        if t
+    ]
+    now = timezone.now()
+    active.update(status=S.CANCELLED, finished_at=now)
+    StepItem.objects.filter(step_run__instance=instance).exclude(status__in=STEP_TERMINAL).update(status=S.CANCELLED)
+    set_instance_status(instance, status)
+    instance.finished_at = now
+    instance.save()
+    effects.send_on_commit()
+
+
+@transaction.atomic
+def instance_terminate(*, instance_id, actor, reason=""):
+    instance = _locked(instance_id)
+    if instance.status in INSTANCE_TERMINAL:
+        raise Conflict(f"cannot terminate an instance that is {instance.status}")
+    _, name = actor_parts(actor)
+    instance.error = {"type": "Terminated", "message": reason or f"terminated by {name}"}
+    _stop(instance, I.TERMINATED)
+    audit_record(actor=actor, verb="instance.terminate", target_type="instance", target_id=instance.id,
+                 details={"reason": reason})
+    return instance
+
+
+@transaction.atomic
+def instance_time_out(*, instance_id):
+    instance = _locked(instance_id)
+    if instance.status in INSTANCE_TERMINAL or not instance.deadline_at or instance.deadline_at > timezone.now():
+        return instance
+    minutes = instance.version.spec.get("timeout_minutes")
+    instance.error = {"type": "TimedOut", "message": f"instance exceeded timeout_minutes={minutes}"}
+    _stop(instance, I.TIMED_OUT)
+    audit_record(actor=None, verb="instance.timeout", target_type="instance", target_id=instance.id)
+    return instance
+
+
+def instances_time_out_expired(*, limit=500):
+    """The periodic sweep: time out every active instance past its deadline. Safe to run twice."""
+    expired = WorkflowInstance.objects.filter(
+        status__in=[I.PENDING, I.QUEUED, I.RUNNING, I.WAITING, I.PAUSED], deadline_at__lt=timezone.now()
+    ).values_list("id", flat=True)[:limit]
+    ids = list(expired)
+    for instance_id in ids:
+        instance_time_out(instance_id=instance_id)
+    return len(ids)
+
+
+@transaction.atomic
+def instance_retry(*, instance_id, actor):
+    """Re-run failed, cancelled and compensated steps and everything downstream; reuse the rest."""
+    instance = _locked(instance_id)
+    if instance.status not in (I.FAILED, I.TIMED_OUT):
+        raise Conflict(f"cannot retry an instance that is {instance.status}; only failed or timed-out ones")
+    plan = plan_for(instance.version)
+    runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance)}
+    again = {sid for sid, r in runs.items() if r.status in (S.FAILED, S.CANCELLED, S.COMPENSATED)}
+    again |= plan.downstream(again)
+    StepRun.objects.filter(instance=instance, step_id__in=again).update(
+        status=S.PENDING, output=None, error=None, finished_at=None, completed_seq=None, item_count=None,
+        attempt_base=F("attempts"), task_id="", approved_by="", decision_comment="",
+    )
+    _transition(instance, I.RUNNING, "retry")
+    instance.failing = instance.compensation_started = False
+    instance.error = instance.result = instance.finished_at = None
+    timeout = plan.spec.get("timeout_minutes")
+    instance.deadline_at = timezone.now() + timezone.timedelta(minutes=timeout) if timeout else None
+    audit_record(actor=actor, verb="instance.retry", target_type="instance", target_id=instance.id,
+                 details={"steps": sorted(again)})
+    effects = Effects()
+    advance(instance, plan, effects)
+    effects.send_on_commit()
+    return instance
+
+
+@transaction.atomic
+def step_decide(*, instance_id, step_id, approve, actor, comment=""):
+    """Approve (the step runs) or reject (the step fails) a step parked in waiting_approval."""
+    instance = _locked(instance_id)
+    run = StepRun.objects.filter(instance=instance, step_id=step_id).first()
+    if run is None:
+        raise NotFound(f"instance '{instance_id}' has no step '{step_id}'")
+    if run.status != S.WAITING_APPROVAL:
+        raise Conflict(f"step '{step_id}' is {run.status}, not waiting for approval")
+    _, name = actor_parts(actor)
+    run.approved_by, run.decision_comment = name, comment or ""
+    plan = plan_for(instance.version)
+    effects = Effects()
+    if approve:
+        run.status, run.ready_at = S.READY, timezone.now()
+        if instance.status != I.PAUSED:
+            effects.dispatches.append(dispatch_for(instance, plan, run))
+    else:
+        run.status, run.finished_at = S.FAILED, timezone.now()
+        run.error = {"type": "Rejected", "message": f"rejected by {name}" + (f": {comment}" if comment else "")}
+    run.save()
+    audit_record(actor=actor, verb="step.approve" if approve else "step.reject", target_type="step",
+                 target_id=f"{instance.id}/{step_id}", details={"comment": comment})
+    advance(instance, plan, effects)
+    effects.send_on_commit()
+    return run
+
+
+def step_compensate_mark(*, step_run_id, error=None):
+    """After a compensation ran: the step becomes compensated (or keeps the failure noted)."""
+    if error:
+        StepRun.objects.filter(id=step_run_id).update(error={"type": "CompensationFailed", **error})
+        return
+    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(status=S.COMPENSATED)
+
+
+@transaction.atomic
+def instance_finish_failed(*, instance_id):
+    """End of the compensation chain."""
+    instance = _locked(instance_id)
+    if instance.failing and instance.status not in INSTANCE_TERMINAL:
+        finish_failed(instance)

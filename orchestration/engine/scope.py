@@ -1,0 +1,57 @@
+"""What templates see (DESIGN §2), and masking of secret values before anything is stored."""
+import os
+
+from django.conf import settings
+
+from orchestration.templating import Secrets
+
+MASK = "***"
+
+
+def secret_value(name):
+    """`secrets.NAME` comes from the DAC_SECRET_<NAME> environment variable; never stored."""
+    return os.environ.get(f"{settings.DAC_SECRETS_ENV_PREFIX}{name}")
+
+
+def configured_secret_values():
+    prefix = settings.DAC_SECRETS_ENV_PREFIX
+    return [v for k, v in os.environ.items() if k.startswith(prefix) and len(v) >= 3]
+
+
+def build_scope(*, instance, workflow, runs, item=None, index=None):
+    """`runs`: {step_id: (status, output)} of the instance's steps."""
+    steps = {sid: {"status": status, "output": output} for sid, (status, output) in runs.items()}
+    scope = {
+        "context": instance.context or {},
+        "steps": steps,
+        "nodes": steps,
+        "instance": {"id": str(instance.id), "workflow": workflow,
+                     "parent": str(instance.parent_id) if instance.parent_id else None},
+        "shared": {},
+        "secrets": Secrets(secret_value),
+    }
+    if index is not None:
+        scope["item"] = item
+        scope["index"] = index
+    return scope
+
+
+def mask(value, secrets=()):
+    """Replace every known secret value found in `value` (recursively) with ***."""
+    values = sorted({*secrets, *configured_secret_values()}, key=len, reverse=True)
+    if not values:
+        return value
+    return _mask(value, values)
+
+
+def _mask(value, values):
+    if isinstance(value, str):
+        for secret in values:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _mask(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, values) for v in value]
+    return value

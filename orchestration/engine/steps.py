@@ -1,0 +1,200 @@
+"""Step transitions driven by workers: claim an attempt, record its outcome, join foreach items.
+
+Claims are conditional updates, so a duplicated or stale message claims nothing; every
+outcome is applied under the instance row lock, and only by the attempt that holds the step.
+"""
+from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from orchestration.models import AttemptStatus, Event, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.states import InstanceStatus as I, StepStatus as S
+
+from .advance import advance
+from .backoff import retry_delay
+from .effects import Effects
+from .execute import Claim
+from .plan import plan_for
+
+ACTIVE_FOR_WORK = (I.RUNNING, I.WAITING)
+# A paused instance keeps its retry budget: the retry waits in `ready` until resume.
+RETRYABLE = (I.RUNNING, I.WAITING, I.PAUSED)
+
+
+def lock_instance(instance_id):
+    return (
+        WorkflowInstance.objects.select_for_update(of=("self",))
+        .select_related("version", "definition")
+        .get(id=instance_id)
+    )
+
+
+def _instance_accepts_work(instance_id):
+    return WorkflowInstance.objects.filter(id=instance_id, status__in=ACTIVE_FOR_WORK, failing=False).exists()
+
+
+def step_claim(*, step_run_id, attempt, task_id, worker):
+    """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
+
+    A redelivery of the same message (same task id) may take its running attempt again.
+    """
+    run = StepRun.objects.filter(id=step_run_id).values("instance_id", "attempt_base").first()
+    if run is None or not _instance_accepts_work(run["instance_id"]):
+        return None
+    now = timezone.now()
+    claimed = (
+        StepRun.objects.filter(id=step_run_id)
+        .filter(Q(status=S.READY, attempts=attempt - 1) | Q(status=S.RUNNING, attempts=attempt, task_id=task_id))
+        .update(status=S.RUNNING, attempts=attempt, task_id=task_id, worker=worker, heartbeat_at=now,
+                started_at=Coalesce("started_at", now))
+    )
+    if not claimed:
+        return None
+    _attempt_begin(step_run_id, None, attempt, worker, task_id, now)
+    return _load_claim(step_run_id, run["instance_id"], attempt, run["attempt_base"])
+
+
+def item_claim(*, step_run_id, index, attempt, task_id, worker):
+    """Like step_claim for one foreach item; `attempt` counts from 1 within the current round."""
+    item = StepItem.objects.filter(step_run_id=step_run_id, index=index).select_related("step_run").first()
+    if item is None or not _instance_accepts_work(item.step_run.instance_id):
+        return None
+    now = timezone.now()
+    attempt += item.attempt_base
+    claimed = (
+        StepItem.objects.filter(pk=item.pk)
+        .filter(Q(status=S.READY, attempts=attempt - 1) | Q(status=S.RUNNING, attempts=attempt, task_id=task_id))
+        .update(status=S.RUNNING, attempts=attempt, task_id=task_id, heartbeat_at=now)
+    )
+    if not claimed:
+        return None
+    StepRun.objects.filter(id=step_run_id, status=S.READY).update(
+        status=S.RUNNING, attempts=item.step_run.attempt_base + 1, worker=worker, started_at=Coalesce("started_at", now)
+    )
+    _attempt_begin(step_run_id, index, attempt, worker, task_id, now)
+    claim = _load_claim(step_run_id, item.step_run.instance_id, attempt, item.attempt_base)
+    claim.item_index, claim.item = index, item.item
+    return claim
+
+
+def _load_claim(step_run_id, instance_id, attempt, attempt_base):
+    instance = WorkflowInstance.objects.select_related("version", "definition").get(id=instance_id)
+    runs = {r[0]: (r[1], r[2]) for r in StepRun.objects.filter(instance_id=instance_id).values_list(
+        "step_id", "status", "output")}
+    step_id = StepRun.objects.filter(id=step_run_id).values_list("step_id", flat=True).get()
+    return Claim(step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempt,
+                 attempt_base=attempt_base, plan=plan_for(instance.version), instance=instance, runs=runs)
+
+
+def _attempt_begin(step_run_id, item_index, number, worker, task_id, now):
+    StepAttempt.objects.update_or_create(
+        step_run_id=step_run_id, item_index=item_index, number=number,
+        defaults={"worker": worker, "task_id": task_id, "started_at": now, "status": AttemptStatus.RUNNING},
+    )
+
+
+def _attempt_end(claim, outcome):
+    usage = outcome.usage
+    StepAttempt.objects.filter(step_run_id=claim.step_run_id, item_index=claim.item_index, number=claim.attempt).update(
+        status=AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED,
+        finished_at=timezone.now(), inputs=outcome.inputs, output=outcome.output if outcome.ok else None,
+        error_type=outcome.error_type, error_message=outcome.error_message, traceback=outcome.traceback,
+        tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, model=usage.model,
+    )
+
+
+def _retry_in(claim, used_attempts):
+    """Seconds until the next attempt, or None when the retry budget is spent."""
+    policy = claim.step["retry"]
+    if used_attempts >= policy["max_attempts"]:
+        return None
+    return retry_delay(policy, used_attempts)
+
+
+@transaction.atomic
+def step_attempt_finish(*, claim, outcome):
+    """Apply a finished attempt; returns the retry countdown in seconds, or None."""
+    instance = lock_instance(claim.instance_id)
+    _attempt_end(claim, outcome)
+    holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
+    now = timezone.now()
+    effects = Effects()
+    retry_in = None
+    if outcome.ok:
+        instance.completion_count += 1
+        if not StepRun.objects.filter(holds_step).update(
+            status=S.COMPLETED, output=outcome.output, error=None, finished_at=now,
+            completed_seq=instance.completion_count,
+        ):
+            return None  # a duplicate delivery already finished this attempt
+        _record_events(instance, claim, outcome)
+    else:
+        retryable = instance.status in RETRYABLE and not instance.failing
+        retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
+        if retry_in is not None:
+            changed = StepRun.objects.filter(holds_step).update(
+                status=S.READY, error=outcome.error, ready_at=now + timezone.timedelta(seconds=retry_in)
+            )
+        else:
+            changed = StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now)
+        if not changed:
+            return None
+    if retry_in is None:
+        advance(instance, claim.plan, effects)
+        effects.send_on_commit()
+    return retry_in
+
+
+@transaction.atomic
+def item_attempt_finish(*, claim, outcome):
+    """Record a foreach item's attempt; returns the retry countdown or None. The join decides."""
+    _attempt_end(claim, outcome)
+    holds_item = Q(step_run_id=claim.step_run_id, index=claim.item_index, status=S.RUNNING, attempts=claim.attempt)
+    if outcome.ok:
+        StepItem.objects.filter(holds_item).update(status=S.COMPLETED, output=outcome.output, error=None)
+        return None
+    retryable = WorkflowInstance.objects.filter(id=claim.instance_id, status__in=RETRYABLE, failing=False).exists()
+    retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
+    status = S.READY if retry_in is not None else S.FAILED
+    StepItem.objects.filter(holds_item).update(status=status, error=outcome.error)
+    return retry_in
+
+
+@transaction.atomic
+def items_join(*, step_run_id):
+    """The chord body: a foreach step completes with its item outputs in order, or fails."""
+    instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
+    if instance_id is None:
+        return
+    instance = lock_instance(instance_id)
+    run = StepRun.objects.get(id=step_run_id)
+    items = list(StepItem.objects.filter(step_run=run).order_by("index"))
+    if run.status != S.RUNNING or any(i.status not in (S.COMPLETED, S.FAILED) for i in items):
+        return
+    failed = [i for i in items if i.status == S.FAILED]
+    run.finished_at = timezone.now()
+    if failed:
+        run.status = S.FAILED
+        run.error = {"type": "ItemsFailed",
+                     "message": f"{len(failed)} of {len(items)} items failed: "
+                                + "; ".join(f"[{i.index}] {(i.error or {}).get('message', '')}" for i in failed[:5]),
+                     "items": {str(i.index): i.error for i in failed}}
+    else:
+        instance.completion_count += 1
+        run.status, run.output, run.completed_seq = S.COMPLETED, [i.output for i in items], instance.completion_count
+    run.save()
+    effects = Effects()
+    advance(instance, plan_for(instance.version), effects)
+    effects.send_on_commit()
+
+
+def _record_events(instance, claim, outcome):
+    emitted = [{"event": e["event"], "payload": e["payload"]} for e in claim.step["emit"]] + list(outcome.emitted)
+    if emitted:
+        now = timezone.now()
+        Event.objects.bulk_create(
+            Event(event_type=e["event"], source_workflow=claim.plan.spec["id"], source_instance=instance,
+                  payload=e["payload"] or {}, correlation_id=str(instance.id), timestamp=now)
+            for e in emitted
+        )

@@ -1,0 +1,155 @@
+"""Engine state: instances, their step runs, foreach items and every attempt.
+
+This is the source of truth; Redis only carries messages. Status fields change only through
+`orchestration.engine` services, by conditional updates under the instance row lock.
+"""
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from .states import InstanceStatus, StepStatus
+
+
+class WorkflowInstance(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey("registry.WorkflowDefinition", on_delete=models.PROTECT, related_name="instances")
+    version = models.ForeignKey("registry.WorkflowVersion", on_delete=models.PROTECT, related_name="instances")
+    spec_sha256 = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.PENDING)
+    context = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    priority = models.PositiveSmallIntegerField(default=5)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # Set when a step failed: no new steps start; compensation runs once nothing is running.
+    failing = models.BooleanField(default=False)
+    compensation_started = models.BooleanField(default=False)
+    # Steps completed so far; gives each completion its order for compensation.
+    completion_count = models.PositiveIntegerField(default=0)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "deadline_at"], name="instance_status_deadline"),
+            models.Index(fields=["definition", "status"], name="instance_definition_status"),
+        ]
+
+    def __str__(self):
+        return f"{self.definition_id}:{self.id}"
+
+    @property
+    def workflow_key(self):
+        return self.definition.key
+
+
+class StepRun(models.Model):
+    instance = models.ForeignKey(WorkflowInstance, on_delete=models.CASCADE, related_name="step_runs")
+    step_id = models.CharField(max_length=100)
+    status = models.CharField(max_length=24, choices=StepStatus.choices, default=StepStatus.PENDING)
+    # Number of the latest attempt claimed by a worker (0: none yet). Never reset, so every
+    # attempt keeps a unique number; `attempt_base` is its value when an instance retry reset it.
+    attempts = models.PositiveIntegerField(default=0)
+    attempt_base = models.PositiveIntegerField(default=0)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    # foreach: the rendered items (their count) fixed when the step became ready.
+    item_count = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Monotonic order of completion within the instance; compensation runs in reverse.
+    completed_seq = models.PositiveIntegerField(null=True, blank=True)
+    approved_by = models.CharField(max_length=150, blank=True)
+    decision_comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["instance_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["instance", "step_id"], name="uniq_instance_step")]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="steprun_status_heartbeat")]
+
+    def __str__(self):
+        return f"{self.instance_id}/{self.step_id}"
+
+
+class StepItem(models.Model):
+    """One element of a foreach step; each runs (and retries) on its own chord header task."""
+
+    step_run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="items")
+    index = models.PositiveIntegerField()
+    item = models.JSONField(null=True)
+    status = models.CharField(max_length=24, choices=StepStatus.choices, default=StepStatus.READY)
+    attempts = models.PositiveIntegerField(default=0)
+    attempt_base = models.PositiveIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step_run_id", "index"]
+        constraints = [models.UniqueConstraint(fields=["step_run", "index"], name="uniq_step_item")]
+
+
+class AttemptStatus(models.TextChoices):
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+class StepAttempt(models.Model):
+    """A record of one try of a step (or of one foreach item)."""
+
+    step_run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempt_records")
+    item_index = models.PositiveIntegerField(null=True, blank=True)
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=AttemptStatus.choices, default=AttemptStatus.RUNNING)
+    worker = models.CharField(max_length=200, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    inputs = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    model = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["step_run_id", "item_index", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["step_run", "item_index", "number"],
+                name="uniq_step_attempt",
+                nulls_distinct=False,
+            )
+        ]
+
+
+class Event(models.Model):
+    """A published event (DESIGN §6). Steps emit them on completion."""
+
+    event_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.CharField(max_length=200, db_index=True)
+    source_workflow = models.CharField(max_length=100, blank=True)
+    source_instance = models.ForeignKey(WorkflowInstance, null=True, blank=True, on_delete=models.SET_NULL)
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.PositiveSmallIntegerField(default=5)
+    correlation_id = models.CharField(max_length=200, blank=True, db_index=True)
+    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    timestamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-timestamp"]

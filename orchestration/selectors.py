@@ -1,0 +1,68 @@
+"""Reads of engine state, in the shapes the CLI and the API share (DESIGN §8)."""
+from django.core.exceptions import ValidationError
+
+from .models import StepRun, WorkflowInstance
+from .states import INSTANCE_TERMINAL
+
+
+def instance_get(instance_id):
+    try:
+        return WorkflowInstance.objects.select_related("definition", "version").filter(id=instance_id).first()
+    except (ValidationError, ValueError):
+        return None
+
+
+def instance_list(*, status=None, workflow=None, parent=None):
+    qs = WorkflowInstance.objects.select_related("definition", "version")
+    if status:
+        qs = qs.filter(status=status)
+    if workflow:
+        qs = qs.filter(definition__key=workflow)
+    if parent:
+        qs = qs.filter(parent_id=parent)
+    return qs
+
+
+def instance_is_finished(instance_id):
+    return WorkflowInstance.objects.filter(id=instance_id, status__in=INSTANCE_TERMINAL).exists()
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def step_run_as_dict(run):
+    return {
+        "step_id": run.step_id,
+        "status": run.status,
+        "attempts": run.attempts - run.attempt_base,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "output": run.output,
+        "error": run.error,
+    }
+
+
+def instance_summary(instance):
+    return {"id": str(instance.id), "workflow": instance.definition.key, "status": instance.status,
+            "result": instance.result}
+
+
+def instance_as_dict(instance, *, with_steps=True):
+    data = {
+        "id": str(instance.id),
+        "workflow": instance.definition.key,
+        "version": instance.version.number,
+        "status": instance.status,
+        "result": instance.result,
+        "error": instance.error,
+        "parent": str(instance.parent_id) if instance.parent_id else None,
+        "created_at": _iso(instance.created_at),
+        "started_at": _iso(instance.started_at),
+        "finished_at": _iso(instance.finished_at),
+    }
+    if with_steps:
+        order = {sid: i for i, sid in enumerate(s["id"] for s in instance.version.spec.get("steps") or [])}
+        runs = sorted(StepRun.objects.filter(instance=instance), key=lambda r: order.get(r.step_id, 0))
+        data["steps"] = [step_run_as_dict(r) for r in runs]
+    return data

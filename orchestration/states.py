@@ -1,0 +1,87 @@
+"""The engine's state machines: statuses and the one table of allowed transitions."""
+from django.db import models
+
+
+class InstanceStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    WAITING = "waiting", "waiting"
+    PAUSED = "paused", "paused"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    TERMINATED = "terminated", "terminated"
+    TIMED_OUT = "timed_out", "timed out"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    READY = "ready", "ready"
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+    SKIPPED = "skipped", "skipped"
+    WAITING_APPROVAL = "waiting_approval", "waiting for approval"
+    WAITING_EVENT = "waiting_event", "waiting for an event"
+    WAITING_CHILD = "waiting_child", "waiting for a child"
+    CANCELLED = "cancelled", "cancelled"
+    COMPENSATED = "compensated", "compensated"
+
+
+I, S = InstanceStatus, StepStatus
+
+INSTANCE_TERMINAL = frozenset({I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT})
+INSTANCE_ACTIVE = frozenset({I.PENDING, I.QUEUED, I.RUNNING, I.WAITING, I.PAUSED})
+
+INSTANCE_TRANSITIONS = {
+    I.PENDING: {I.QUEUED, I.RUNNING, I.FAILED, I.TERMINATED},
+    I.QUEUED: {I.RUNNING, I.TERMINATED, I.TIMED_OUT},
+    I.RUNNING: {I.WAITING, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
+    I.WAITING: {I.RUNNING, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
+    I.PAUSED: {I.RUNNING, I.WAITING, I.TERMINATED, I.TIMED_OUT, I.FAILED, I.COMPLETED},
+    I.FAILED: {I.RUNNING},  # retry
+    I.TIMED_OUT: {I.RUNNING},  # retry
+    I.COMPLETED: set(),
+    I.TERMINATED: set(),
+}
+
+STEP_TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.SKIPPED, S.CANCELLED, S.COMPENSATED})
+STEP_WAITING = frozenset({S.WAITING_APPROVAL, S.WAITING_EVENT, S.WAITING_CHILD})
+# Statuses a worker may be acting on; terminate revokes their tasks.
+STEP_IN_FLIGHT = frozenset({S.READY, S.RUNNING})
+
+STEP_TRANSITIONS = {
+    S.PENDING: {S.READY, S.SKIPPED, S.WAITING_APPROVAL, S.CANCELLED, S.FAILED},
+    S.WAITING_APPROVAL: {S.READY, S.FAILED, S.CANCELLED},
+    S.WAITING_EVENT: {S.COMPLETED, S.FAILED, S.CANCELLED},
+    S.WAITING_CHILD: {S.COMPLETED, S.FAILED, S.CANCELLED},
+    S.READY: {S.RUNNING, S.CANCELLED, S.FAILED},
+    S.RUNNING: {S.COMPLETED, S.FAILED, S.READY, S.CANCELLED},  # READY: a retry is scheduled
+    S.COMPLETED: {S.COMPENSATED, S.PENDING},  # PENDING: re-run downstream of a retried step
+    S.FAILED: {S.PENDING},  # instance retry
+    S.CANCELLED: {S.PENDING},  # instance retry
+    S.SKIPPED: {S.PENDING},
+    S.COMPENSATED: {S.PENDING},
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, kind, current, target):
+        super().__init__(f"{kind} cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def check_instance_transition(current, target):
+    if target != current and target not in INSTANCE_TRANSITIONS[current]:
+        raise IllegalTransition("instance", current, target)
+
+
+def check_step_transition(current, target):
+    if target != current and target not in STEP_TRANSITIONS[current]:
+        raise IllegalTransition("step", current, target)
+
+
+def step_counts_as_done(status, on_error):
+    """Whether a dependency in `status` lets its dependents proceed."""
+    return status == S.COMPLETED or (status == S.FAILED and on_error == "continue")

@@ -1,0 +1,66 @@
+"""Celery tasks: thin wrappers that load by id, call the engine, and own retries.
+
+A task never waits on another: parked steps live in the database and are resumed by the
+decision, event or timer that frees them.
+"""
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from . import engine
+from .engine.execute import run_attempt, run_compensation
+
+# A database restart or a dropped connection is retried by Celery, not lost.
+DB_RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "max_retries": 20,
+}
+
+
+@shared_task(bind=True, ignore_result=True, **DB_RETRY)
+def run_step(self, step_run_id, attempt):
+    """Run attempt `attempt` (absolute number) of a step."""
+    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id,
+                              worker=self.request.hostname or "")
+    if claim is None:
+        return
+    retry_in = engine.step_attempt_finish(claim=claim, outcome=run_attempt(claim))
+    if retry_in is not None:
+        raise self.retry(args=(step_run_id, attempt + 1), countdown=retry_in, max_retries=None)
+
+
+@shared_task(bind=True, **DB_RETRY)
+def run_item(self, step_run_id, index, attempt):
+    """Run one foreach item (a chord header task). `attempt` counts from 1 in this round.
+
+    It always returns normally so the chord body runs; failures are recorded on the item.
+    """
+    claim = engine.item_claim(step_run_id=step_run_id, index=index, attempt=attempt, task_id=self.request.id,
+                              worker=self.request.hostname or "")
+    if claim is None:
+        return None
+    retry_in = engine.item_attempt_finish(claim=claim, outcome=run_attempt(claim))
+    if retry_in is not None:
+        raise self.retry(args=(step_run_id, index, attempt + 1), countdown=retry_in, max_retries=None)
+    return index
+
+
+@shared_task(ignore_result=True, **DB_RETRY)
+def join_items(step_run_id):
+    engine.items_join(step_run_id=step_run_id)
+
+
+@shared_task(ignore_result=True, **DB_RETRY)
+def compensate_step(step_run_id):
+    engine.step_compensate_mark(step_run_id=step_run_id, error=run_compensation(step_run_id))
+
+
+@shared_task(ignore_result=True, **DB_RETRY)
+def finish_failed(instance_id):
+    engine.instance_finish_failed(instance_id=instance_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_timeouts():
+    return engine.instances_time_out_expired()

@@ -1,0 +1,34 @@
+"""Reads of the registry."""
+from .models import Agent, DefinitionStatus, WorkflowDefinition
+
+
+def known_workflow_keys():
+    return set(WorkflowDefinition.objects.values_list("key", flat=True))
+
+
+def known_agents():
+    return {a.name: {"capabilities": a.capabilities} for a in Agent.objects.all()}
+
+
+def definition_get(key):
+    """The definition with its latest version, or None."""
+    return WorkflowDefinition.objects.select_related("latest_version").filter(key=key).first()
+
+
+def definition_list(*, type=None, tag=None, input=None, output=None, trigger=None):
+    qs = WorkflowDefinition.objects.select_related("latest_version")
+    if type:
+        qs = qs.filter(type=type)
+    if tag:
+        qs = qs.filter(tags__contains=[tag])
+    if input:
+        qs = qs.filter(inputs__contains=[input])
+    if output:
+        qs = qs.filter(outputs__contains=[output])
+    if trigger:
+        qs = qs.filter(trigger_types__contains=[trigger])
+    return qs
+
+
+def definition_is_startable(definition):
+    return definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None

@@ -1,0 +1,99 @@
+"""Writes to the registry: applying workflow files and blueprints, all or nothing."""
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from governance.audit import audit_record
+
+from . import selectors, spec as specs
+from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
+
+
+@dataclass
+class ApplyReport:
+    kind: str
+    workflows: list = field(default_factory=list)  # [{"id", "version", "changed"}]
+    agents: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def as_dict(self):
+        return {"kind": self.kind, "workflows": self.workflows, "agents": self.agents,
+                "warnings": [w.as_dict() for w in self.warnings]}
+
+
+def compile_path(path):
+    """Validate a file against what is registered; raises SpecInvalid."""
+    return specs.compile_file(path, known_workflows=selectors.known_workflow_keys(),
+                              known_agents=selectors.known_agents())
+
+
+def compile_source(text, *, file="<request>", fmt=None):
+    return specs.compile_text(text, file, fmt=fmt, known_workflows=selectors.known_workflow_keys(),
+                              known_agents=selectors.known_agents())
+
+
+@transaction.atomic
+def definitions_apply(*, compiled, actor):
+    """Register everything in a compiled document in one transaction.
+
+    Identical specs are no-ops; a changed spec becomes version n+1 (running instances keep theirs).
+    """
+    report = ApplyReport(kind=compiled.kind, warnings=compiled.warnings)
+    blueprint = _blueprint_upsert(compiled.blueprint) if compiled.blueprint else None
+    for agent in compiled.agents:
+        report.agents.append(_agent_upsert(agent))
+    for doc in compiled.workflows:
+        report.workflows.append(_workflow_upsert(doc, blueprint))
+    changed = [w for w in report.workflows if w["changed"]] + [a for a in report.agents if a["changed"]]
+    if changed:
+        target = blueprint.name if blueprint else report.workflows[0]["id"]
+        audit_record(actor=actor, verb="definitions.apply", target_type=compiled.kind, target_id=target,
+                     details={"workflows": report.workflows, "agents": report.agents})
+    return report
+
+
+def _blueprint_upsert(data):
+    sha = specs.spec_sha256(data)
+    blueprint, _ = Blueprint.objects.update_or_create(
+        name=data["name"], defaults={"description": data["description"], "spec": data, "spec_sha256": sha}
+    )
+    return blueprint
+
+
+def _agent_upsert(data):
+    existing = Agent.objects.filter(name=data["name"]).first()
+    fields = {"type": data["type"], "risk": data["risk"], "description": data["description"],
+              "capabilities": data["capabilities"]}
+    if existing and all(getattr(existing, k) == v for k, v in fields.items()):
+        return {"name": data["name"], "changed": False}
+    Agent.objects.update_or_create(name=data["name"], defaults=fields)
+    return {"name": data["name"], "changed": True}
+
+
+def _workflow_upsert(doc, blueprint):
+    spec = doc.spec
+    sha = specs.spec_sha256(spec)
+    definition = WorkflowDefinition.objects.select_for_update().filter(key=spec["id"]).first()
+    latest = definition.latest_version if definition else None
+    if latest and latest.spec_sha256 == sha:
+        return {"id": spec["id"], "version": latest.number, "changed": False}
+    summary = {
+        "name": spec["name"], "type": spec["type"], "description": spec["description"], "owner": spec["owner"],
+        "tags": spec["tags"], "inputs": spec["inputs"], "outputs": spec["outputs"],
+        "trigger_types": sorted({t["type"] for t in spec["triggers"]}),
+        "status": DefinitionStatus.ACTIVE if spec["steps"] else DefinitionStatus.REGISTERED,
+    }
+    if blueprint:
+        summary["blueprint"] = blueprint
+    if definition is None:
+        definition = WorkflowDefinition.objects.create(key=spec["id"], **summary)
+    else:
+        for name, value in summary.items():
+            setattr(definition, name, value)
+    number = (latest.number if latest else 0) + 1
+    version = WorkflowVersion.objects.create(
+        definition=definition, number=number, spec=spec, spec_sha256=sha, source=doc.source, source_file=doc.file
+    )
+    definition.latest_version = version
+    definition.save()
+    return {"id": spec["id"], "version": number, "changed": True}

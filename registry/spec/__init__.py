@@ -1,0 +1,169 @@
+"""Reading, normalising and validating workflow and blueprint documents (pure: no database).
+
+`compile_text` / `compile_file` return a `Compiled` document, or raise `SpecInvalid` listing
+every error with its file, step and field.
+"""
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .agents import normalize_agent
+from .errors import ErrorSink, SpecError, SpecInvalid
+from .normalize import Checker, normalize_workflow
+from .validate import validate_workflow
+
+__all__ = ("Compiled", "SpecError", "SpecInvalid", "compile_file", "compile_text", "spec_sha256")
+
+MAX_STEPS = 500
+BLUEPRINT_FIELDS = {"name", "description", "agents", "workflows", "coordination", "governance"}
+
+
+@dataclass
+class WorkflowDoc:
+    spec: dict
+    source: str
+    file: str
+
+
+@dataclass
+class Compiled:
+    kind: str  # "workflow" | "blueprint"
+    workflows: list = field(default_factory=list)
+    agents: list = field(default_factory=list)
+    blueprint: dict | None = None
+    warnings: list = field(default_factory=list)
+
+
+def spec_sha256(spec):
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_text(text, file, fmt=None):
+    """YAML (safe loader) or JSON text -> Python data; a syntax error names its line."""
+    try:
+        if fmt == "json" or (fmt is None and str(file).endswith(".json")):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise SpecInvalid([SpecError(file, None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}")]) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecInvalid([SpecError(file, None, None, f"invalid YAML{where}: {problem}")]) from exc
+
+
+def compile_file(path, *, known_workflows=frozenset(), known_agents=None):
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecInvalid([SpecError(str(path), None, None, f"cannot read file: {exc.strerror}")]) from exc
+    return compile_text(text, str(path), base_dir=path.parent, known_workflows=known_workflows,
+                        known_agents=known_agents)
+
+
+def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflows=frozenset(), known_agents=None):
+    raw = parse_text(text, file, fmt)
+    if isinstance(raw, dict) and "workflows" in raw:
+        return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}))
+    sink = ErrorSink(file)
+    spec = normalize_workflow(raw, sink)
+    if spec is not None and not sink.errors:
+        _validate(spec, sink, set(known_workflows) | {spec["id"]}, known_agents or {})
+    _raise_if_errors([sink])
+    return Compiled("workflow", workflows=[WorkflowDoc(spec, text, file)], warnings=sink.warnings)
+
+
+def _validate(spec, sink, known_workflows, known_agents):
+    if spec["steps"] and len(spec["steps"]) > MAX_STEPS:
+        sink.error(f"has {len(spec['steps'])} steps; at most {MAX_STEPS} are allowed", field="steps")
+        return
+    validate_workflow(spec, sink, known_workflows=known_workflows,
+                      known_agents={name: a["capabilities"] for name, a in known_agents.items()})
+
+
+def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents):
+    sink = ErrorSink(file)
+    c = Checker(sink, raw)
+    c.unknown_fields(BLUEPRINT_FIELDS)
+    name = c.get("name", str)
+    if not name:
+        c.error("name", "is required for a blueprint")
+    agents = [a for a in (normalize_agent(a, sink, f"agents[{i}]") for i, a in enumerate(c.get("agents", list, default=[]))) if a]
+    known_agents = {**known_agents, **{a["name"]: a for a in agents}}
+    entries = c.get("workflows", list, default=[])
+    sinks = [sink]
+    docs = []
+    for i, entry in enumerate(entries):
+        doc = _blueprint_entry(entry, i, file, base_dir, sink)
+        if doc is None:
+            continue
+        label = doc.raw.get("id") or doc.raw.get("name") if isinstance(doc.raw, dict) else None
+        entry_sink = ErrorSink(doc.file, workflow=label if isinstance(label, str) else f"workflows[{i}]")
+        sinks.append(entry_sink)
+        spec = normalize_workflow(doc.raw, entry_sink)
+        if spec is not None:
+            docs.append((WorkflowDoc(spec, doc.source, doc.file), entry_sink))
+    seen = {}
+    for doc, entry_sink in docs:
+        if doc.spec["id"] in seen:
+            entry_sink.error(f"workflow id '{doc.spec['id']}' appears twice in the blueprint", field="id")
+        seen[doc.spec["id"]] = doc
+    known_workflows |= set(seen)
+    for doc, entry_sink in docs:
+        if not entry_sink.errors:
+            _validate(doc.spec, entry_sink, known_workflows, known_agents)
+    _raise_if_errors(sinks)
+    blueprint = {
+        "name": name,
+        "description": c.get("description", str, default=""),
+        "coordination": raw.get("coordination") or {},
+        "governance": raw.get("governance") or {},
+        "workflows": [doc.spec["id"] for doc, _ in docs],
+    }
+    return Compiled("blueprint", workflows=[d for d, _ in docs], agents=agents, blueprint=blueprint,
+                    warnings=[w for s in sinks for w in s.warnings])
+
+
+@dataclass
+class _Entry:
+    raw: object
+    source: str
+    file: str
+
+
+def _blueprint_entry(entry, index, file, base_dir, sink):
+    if isinstance(entry, dict) and "file" in entry:
+        rel = entry["file"]
+        if not isinstance(rel, str):
+            sink.error("must be a path", field=f"workflows[{index}].file")
+            return None
+        path = Path(base_dir or ".") / rel
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            sink.error(f"cannot read '{path}': {exc.strerror}", field=f"workflows[{index}].file")
+            return None
+        try:
+            raw = parse_text(text, str(path))
+        except SpecInvalid as exc:
+            sink.errors.extend(exc.errors)
+            return None
+        if isinstance(raw, dict) and entry.get("id") and raw.get("id", entry["id"]) != entry["id"]:
+            sink.error(f"names '{entry['id']}' but the file defines '{raw.get('id')}'", field=f"workflows[{index}].id")
+            return None
+        if isinstance(raw, dict) and entry.get("id"):
+            raw = {**raw, "id": entry["id"]}
+        return _Entry(raw, text, str(path))
+    return _Entry(entry, yaml.safe_dump(entry, sort_keys=False) if isinstance(entry, dict) else "", file)
+
+
+def _raise_if_errors(sinks):
+    errors = [e for s in sinks for e in s.errors]
+    if errors:
+        raise SpecInvalid(errors, [w for s in sinks for w in s.warnings])

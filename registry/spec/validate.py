@@ -1,0 +1,130 @@
+"""Semantic checks of a canonical workflow spec: the DAG, references, templates, cron."""
+import jsonschema
+
+from orchestration import templating
+from orchestration.actions import registry as actions
+
+from . import graph
+
+
+def validate_workflow(spec, sink, *, known_workflows=frozenset(), known_agents=None):
+    """Record every fault of `spec` in `sink`. `known_agents`: {name: {capability: {...}}}."""
+    for trigger in spec["triggers"]:
+        if trigger["type"] == "scheduled" and trigger.get("cron"):
+            _check_cron(sink, trigger["cron"])
+    steps = spec["steps"]
+    if steps is None:
+        sink.warn("has no steps: it is registered and listed but cannot be started", field="steps")
+        return
+    if not steps:
+        sink.error("must list at least one step", field="steps")
+        return
+    ids = [s["id"] for s in steps]
+    by_id = {}
+    for step in steps:
+        if step["id"] in by_id:
+            sink.error(f"duplicate step id '{step['id']}'", step=step["id"], field="id")
+        by_id[step["id"]] = step
+    for step in steps:
+        for dep in step["depends_on"]:
+            if dep not in by_id:
+                sink.error(f"depends on unknown step '{dep}'", step=step["id"], field="depends_on")
+            elif dep == step["id"]:
+                sink.error("a step cannot depend on itself", step=step["id"], field="depends_on")
+    cycle = graph.find_cycle({s["id"]: [d for d in s["depends_on"] if d in by_id] for s in steps})
+    if cycle:
+        sink.error(f"dependency cycle: {' -> '.join(cycle)}", step=cycle[0], field="depends_on")
+        return  # ancestry is undefined on a cyclic graph
+    ancestors = graph.ancestors({s["id"]: [d for d in s["depends_on"] if d in by_id] for s in steps})
+    for step in steps:
+        _check_step(sink, step, ancestors[step["id"]], tuple(ids), known_workflows, known_agents)
+    if spec["result"] is not None:
+        _check_templates(sink, spec["result"], None, "result", set(ids), tuple(ids), foreach=False)
+
+
+def _check_cron(sink, cron):
+    from celery.schedules import crontab
+
+    fields = cron.split()
+    if len(fields) != 5:
+        sink.error(f"cron '{cron}' must have 5 fields (minute hour day month weekday)", field="triggers.cron")
+        return
+    try:
+        minute, hour, day, month, weekday = fields
+        crontab(minute=minute, hour=hour, day_of_month=day, month_of_year=month, day_of_week=weekday)
+    except Exception as exc:  # noqa: BLE001 - celery raises ValueError or its own ParseException
+        sink.error(f"cron '{cron}' cannot be parsed: {exc}", field="triggers.cron")
+
+
+def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
+    sid = step["id"]
+    if step["agent"]:
+        _check_agent(sink, step, known_agents)
+    elif step["action"] and not actions.is_known(step["action"]):
+        sink.error(f"unknown action '{step['action']}'", step=sid, field="action")
+    if step["compensate"] and step["compensate"]["action"] and not actions.is_known(step["compensate"]["action"]):
+        sink.error(f"unknown action '{step['compensate']['action']}'", step=sid, field="compensate.action")
+    spawn = step["spawn"]
+    if spawn and spawn["workflow"] and spawn["workflow"] not in known_workflows:
+        sink.error(f"unknown workflow '{spawn['workflow']}'", step=sid, field="spawn.workflow")
+    if step["output_schema"] is not None:
+        try:
+            jsonschema.validators.validator_for(step["output_schema"]).check_schema(step["output_schema"])
+        except jsonschema.SchemaError as exc:
+            sink.error(f"is not a valid JSON Schema: {exc.message}", step=sid, field="output_schema")
+    foreach = step["foreach"] is not None
+    if step["join"] == "any" and len(step["depends_on"]) < 2:
+        sink.warn("join: any has no effect with fewer than two dependencies", step=sid, field="join")
+    for field, value in (("with", step["with"]), ("when", step["when"]), ("foreach", step["foreach"]),
+                         ("spawn.context", (spawn or {}).get("context")),
+                         ("wait_for.match", (step["wait_for"] or {}).get("match"))):
+        if value is not None:
+            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field == "with")
+    if step["compensate"]:
+        _check_templates(sink, step["compensate"]["with"], sid, "compensate.with", ancestors | {sid}, ids,
+                         foreach=False)
+
+
+def _check_agent(sink, step, known_agents):
+    sid = step["id"]
+    if known_agents is None or step["agent"] not in known_agents:
+        sink.error(f"unknown agent '{step['agent']}' (register it, e.g. in a blueprint's 'agents')",
+                   step=sid, field="agent")
+        return
+    capabilities = known_agents[step["agent"]]
+    if capabilities and step["action"] not in capabilities:
+        sink.error(f"agent '{step['agent']}' has no capability '{step['action']}'", step=sid, field="action")
+
+
+def _check_templates(sink, value, sid, field, allowed_steps, ids, *, foreach):
+    for source in _strings(value):
+        if not templating.is_template(source):
+            continue
+        try:
+            names, refs = templating.references(source, ids)
+        except templating.TemplateError as exc:
+            sink.error(str(exc), step=sid, field=field)
+            continue
+        unknown = sorted(names - templating.NAMESPACES)
+        if unknown:
+            sink.error(f"template uses unknown name '{unknown[0]}' (known: {', '.join(sorted(templating.NAMESPACES))})",
+                       step=sid, field=field)
+        if not foreach and names & {"item", "index"}:
+            sink.error("'item' and 'index' exist only in a foreach step's inputs", step=sid, field=field)
+        for ref in sorted(refs):
+            if ref not in ids:
+                sink.error(f"template refers to unknown step '{ref}'", step=sid, field=field)
+            elif ref not in allowed_steps:
+                sink.error(f"template refers to step '{ref}', which is not an ancestor of this step "
+                           f"(add it to depends_on)", step=sid, field=field)
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
