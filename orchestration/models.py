@@ -7,6 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from .states import InstanceStatus, StepStatus
 
@@ -29,7 +30,7 @@ class WorkflowInstance(models.Model):
     # Steps completed so far; gives each completion its order for compensation.
     completion_count = models.PositiveIntegerField(default=0)
     deadline_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,6 +70,7 @@ class StepRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Monotonic order of completion within the instance; compensation runs in reverse.
     completed_seq = models.PositiveIntegerField(null=True, blank=True)
+    compensated_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.CharField(max_length=150, blank=True)
     decision_comment = models.TextField(blank=True)
 

@@ -42,7 +42,7 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
     instance = WorkflowInstance.objects.create(
-        definition=definition, version=version, spec_sha256=version.spec_sha256, status=I.RUNNING,
+        created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256, status=I.RUNNING,
         context=context, parent=parent, priority=plan.spec["priority"] if priority is None else priority,
         created_by=user, started_at=now, deadline_at=now + timezone.timedelta(minutes=timeout) if timeout else None,
     )
@@ -212,7 +212,7 @@ def step_compensate_mark(*, step_run_id, error=None):
     if error:
         StepRun.objects.filter(id=step_run_id).update(error={"type": "CompensationFailed", **error})
         return
-    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(status=S.COMPENSATED)
+    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(status=S.COMPENSATED, compensated_at=timezone.now())
 
 
 @transaction.atomic

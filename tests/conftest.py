@@ -1,0 +1,90 @@
+"""Fixtures that run the real thing: a PostgreSQL test database, Redis, and `celery worker`
+processes started for the session (never eager mode)."""
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from tests.support.helpers import wait_until
+from tests.support.stub_server import StubServer
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".run" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def stub_server():
+    server = StubServer().start()
+    yield server
+    server.stop()
+
+
+def _database_url():
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Workers:
+    """A pool of `celery worker` processes running against the test database."""
+
+    def __init__(self, stub_url):
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "DAC_LLM_BASE_URL": f"{stub_url}/v1",
+            "DB_CONN_MAX_AGE": "0",
+        }
+        self.procs = {}
+
+    def start(self, *, concurrency=2, queues="default"):
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = open(LOG_DIR / f"{name.split('@')[0]}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dacproject", "worker", "-l", "warning", "-c", str(concurrency),
+             "-n", name, "-Q", queues, "--without-gossip", "--without-mingle", "-E"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        hostname = name.replace("%h", os.uname().nodename)
+        self.procs[hostname] = proc
+        wait_until(lambda: self.ping(hostname), timeout=60, interval=0.5, message=f"worker {hostname} to answer")
+        return hostname
+
+    def ping(self, hostname):
+        from dacproject.celery import app
+
+        return app.control.ping(destination=[hostname], timeout=0.5)
+
+    def stop(self, hostname, *, kill=False):
+        proc = self.procs.pop(hostname)
+        if kill:
+            proc.kill()
+        else:
+            proc.terminate()
+        proc.wait(timeout=60)
+
+    def stop_all(self):
+        for hostname in list(self.procs):
+            self.stop(hostname)
+
+
+@pytest.fixture(scope="session")
+def workers(django_db_setup, django_db_blocker, stub_server):
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    pool = Workers(stub_server.url)
+    pool.default = pool.start(concurrency=2)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def live(transactional_db, workers):
+    """For integration tests: committed data that the session's real workers can see."""
+    return workers
