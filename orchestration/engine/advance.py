@@ -142,6 +142,8 @@ def _dependency_decision(plan, runs, sid):
         return "run"
     if not all(d.status in STEP_TERMINAL for d in deps):
         return "wait"
+    if any(d.status == S.FAILED and not ok for d, ok in zip(deps, done)):
+        return "wait"  # the instance is failing: this step will be cancelled, not skipped
     return "run" if any(done) else "skip"
 
 

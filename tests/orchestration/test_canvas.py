@@ -1,0 +1,54 @@
+"""Canvas building is pure: these run without a broker."""
+from celery.canvas import Signature, _chain, chord, group
+
+from orchestration.canvas import StepDispatch, compensation_signature, dispatch_signature
+
+
+def test_single_ready_step_is_one_task_with_its_queue_and_time_limits():
+    sig = dispatch_signature([StepDispatch(step_run_id=7, attempt=2, queue="gpu", timeout_seconds=30)])
+    assert isinstance(sig, Signature)
+    assert sig.task == "orchestration.tasks.run_step"
+    assert sig.args == (7, 2)
+    assert sig.immutable
+    assert sig.options["queue"] == "gpu"
+    assert sig.options["soft_time_limit"] == 30
+    assert sig.options["time_limit"] > 30
+
+
+def test_steps_ready_together_go_out_as_one_group():
+    sig = dispatch_signature([StepDispatch(1, 1), StepDispatch(2, 1), StepDispatch(3, 1)])
+    assert isinstance(sig, group)
+    assert [t.args for t in sig.tasks] == [(1, 1), (2, 1), (3, 1)]
+
+
+def test_foreach_step_is_a_chord_joined_by_its_step():
+    sig = dispatch_signature([StepDispatch(5, 1, item_count=3)])
+    assert isinstance(sig, chord)
+    assert [t.args for t in sig.tasks] == [(5, 0, 1), (5, 1, 1), (5, 2, 1)]
+    assert sig.body.task == "orchestration.tasks.join_items"
+    assert sig.body.args == (5,)
+
+
+def test_max_parallel_splits_items_into_that_many_chained_lanes():
+    sig = dispatch_signature([StepDispatch(5, 1, item_count=5, max_parallel=2)])
+    lanes = sig.tasks
+    assert len(lanes) == 2
+    assert all(isinstance(lane, _chain) for lane in lanes)
+    assert [[t.args[1] for t in lane.tasks] for lane in lanes] == [[0, 2, 4], [1, 3]]
+
+
+def test_max_parallel_above_item_count_runs_all_items_at_once():
+    sig = dispatch_signature([StepDispatch(5, 1, item_count=2, max_parallel=10)])
+    assert [t.task for t in sig.tasks] == ["orchestration.tasks.run_item"] * 2
+
+
+def test_chord_and_plain_step_ready_together_share_one_group():
+    sig = dispatch_signature([StepDispatch(1, 1), StepDispatch(2, 1, item_count=2)])
+    assert isinstance(sig, group)
+    assert isinstance(sig.tasks[1], chord)
+
+
+def test_compensation_is_a_chain_in_the_given_order_ending_with_the_finaliser():
+    sig = compensation_signature("abc", [9, 4, 1])
+    assert [t.task.rsplit(".", 1)[1] for t in sig.tasks] == ["compensate_step"] * 3 + ["finish_failed"]
+    assert [t.args for t in sig.tasks] == [(9,), (4,), (1,), ("abc",)]

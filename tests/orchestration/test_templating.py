@@ -1,0 +1,64 @@
+import pytest
+
+from orchestration import templating
+from orchestration.engine.scope import mask
+
+SCOPE = {"context": {"n": 2, "name": "x"}, "steps": {"a-b": {"output": {"v": [1, 2]}, "status": "completed"}}}
+IDS = ("a-b", "c")
+
+
+def test_single_expression_keeps_native_types():
+    assert templating.render_string("{{ context.n * 2 }}", SCOPE) == 4
+    assert templating.render_string("{{ steps['a-b'].output.v }}", SCOPE) == [1, 2]
+    assert templating.render_string("{{ context.n > 1 }}", SCOPE) is True
+
+
+def test_text_around_an_expression_renders_a_string():
+    assert templating.render_string("n={{ context.n }}", SCOPE) == "n=2"
+
+
+def test_hyphenated_step_ids_are_addressable_with_dots():
+    assert templating.render_string("{{ steps.a-b.output.v[1] }}", SCOPE, IDS) == 2
+    assert templating.references("{{ nodes.a-b.output.v }} {{ steps.c.output }}", IDS)[1] == {"a-b", "c"}
+
+
+def test_render_value_walks_nested_structures():
+    assert templating.render_value({"x": ["{{ context.name }}", 3]}, SCOPE) == {"x": ["x", 3]}
+
+
+def test_undefined_names_fail_clearly():
+    with pytest.raises(templating.TemplateError, match="missing"):
+        templating.render_string("{{ context.missing.deeper }}", SCOPE)
+
+
+@pytest.mark.parametrize("source", ["{{ ''.__class__.__mro__ }}", "{{ context.__class__ }}",
+                                    "{{ cycler.__init__.__globals__ }}"])
+def test_sandbox_refuses_to_reach_python_internals(source):
+    with pytest.raises(templating.TemplateError):
+        templating.render_string(source, {**SCOPE, "cycler": object()})
+
+
+def test_syntax_errors_are_template_errors():
+    with pytest.raises(templating.TemplateError, match="syntax"):
+        templating.references("{{ steps.a.output ", IDS)
+
+
+@pytest.mark.parametrize("condition, expected", [
+    ("{{ context.n == 2 }}", True), ("{{ context.n == 3 }}", False), (True, True), (False, False),
+    ("{{ 'false' }}", False), ("{{ [] }}", False), ("yes", True),
+])
+def test_conditions(condition, expected):
+    assert templating.evaluate_condition(condition, SCOPE) is expected
+
+
+def test_secrets_resolve_lazily_and_are_remembered_for_masking():
+    secrets = templating.Secrets(lambda name: {"TOKEN": "abc123"}.get(name))
+    assert templating.render_string("Bearer {{ secrets.TOKEN }}", {"secrets": secrets}) == "Bearer abc123"
+    assert secrets.used_values() == ["abc123"]
+    with pytest.raises(templating.TemplateError):
+        templating.render_string("{{ secrets.NOPE }}", {"secrets": secrets})
+
+
+def test_mask_replaces_secret_values_everywhere():
+    value = {"h": "Bearer abc123", "l": ["abc123", 5], "n": None}
+    assert mask(value, ["abc123"]) == {"h": "Bearer ***", "l": ["***", 5], "n": None}
