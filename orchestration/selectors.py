@@ -35,7 +35,7 @@ def step_run_as_dict(run):
     return {
         "step_id": run.step_id,
         "status": run.status,
-        "attempts": run.attempts - run.attempt_base,
+        "attempts": run.attempts,
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "output": run.output,

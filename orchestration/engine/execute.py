@@ -76,7 +76,7 @@ def run_attempt(claim):
                         item=claim.item, index=claim.item_index)
     ctx = actions.ActionContext(
         instance_id=str(claim.instance_id), workflow=claim.plan.spec["id"], step_id=claim.step_id,
-        attempt=claim.attempt - claim.attempt_base, item_index=claim.item_index,
+        attempt=claim.attempt, item_index=claim.item_index,
         heartbeat_fn=_heartbeat_fn(claim),
     )
     outcome = Outcome(ok=False, usage=ctx.usage)
