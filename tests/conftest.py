@@ -70,6 +70,16 @@ class Workers:
             proc.terminate()
         proc.wait(timeout=60)
 
+    def quiesce(self, timeout=30):
+        """Drop queued messages and wait until no task runs, so the test database can be flushed
+        without racing a worker's transaction (TRUNCATE would deadlock with it)."""
+        from dacproject.celery import app
+
+        app.control.purge()
+        inspector = app.control.inspect(destination=list(self.procs), timeout=1)
+        wait_until(lambda: not any((inspector.active() or {}).values()), timeout=timeout, interval=0.2,
+                   message="workers to finish their tasks")
+
     def stop_all(self):
         for hostname in list(self.procs):
             self.stop(hostname)
@@ -87,4 +97,5 @@ def workers(django_db_setup, django_db_blocker, stub_server):
 @pytest.fixture
 def live(transactional_db, workers):
     """For integration tests: committed data that the session's real workers can see."""
-    return workers
+    yield workers
+    workers.quiesce()

@@ -1,0 +1,147 @@
+"""`manage.py dac`: the JSON shapes of DESIGN §8, exit codes and errors on stderr."""
+import json
+import subprocess
+import sys
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from governance.models import AuditEntry
+from tests.conftest import ROOT
+from tests.support.helpers import step_reaches, wait_until
+
+pytestmark = pytest.mark.integration
+
+FLOW = """
+id: cli-flow
+steps:
+  - {id: a, action: echo, with: {x: "{{ context.x }}"}}
+  - {id: gate, action: echo, with: {y: "{{ steps.a.output.x }}"}, depends_on: [a], approval: true}
+"""
+BROKEN = """
+id: cli-broken
+steps:
+  - {id: a, action: nope}
+  - {id: b, action: noop, depends_on: [c]}
+"""
+
+
+def dac(*args):
+    out, err = StringIO(), StringIO()
+    call_command("dac", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def dac_process(live, *args):
+    return subprocess.run([sys.executable, "manage.py", "dac", *args], cwd=ROOT, env=live.env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def flow_file(tmp_path):
+    path = tmp_path / "flow.yaml"
+    path.write_text(FLOW)
+    return path
+
+
+def test_validate_json_reports_valid_and_invalid_files(live, tmp_path, flow_file):
+    out, _ = dac("validate", str(flow_file), "--json")
+    assert json.loads(out) == {"valid": True, "errors": [], "warnings": []}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    with pytest.raises(SystemExit) as exited:
+        out, _ = dac("validate", str(broken), "--json")
+    assert exited.value.code == 1
+
+
+def test_validate_json_names_file_step_and_field(live, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    result = dac_process(live, "validate", str(broken), "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["valid"] is False
+    assert {(e["file"], e["step"], e["field"]) for e in report["errors"]} == {
+        (str(broken), "a", "action"), (str(broken), "b", "depends_on")}
+
+
+def test_apply_twice_then_run_wait_prints_the_result(live, flow_file):
+    out, _ = dac("apply", str(flow_file))
+    assert "registered v1" in out
+    out, _ = dac("apply", str(flow_file))
+    assert "unchanged (v1)" in out
+    result = dac_process(live, "run", "cli-flow", "--context", '{"x": 5}', "--wait", "--timeout", "2")
+    assert result.returncode == 2  # the gate parks it: --timeout elapses
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "waiting"
+    dac("approve", summary["id"], "--step", "gate", "--comment", "ok", "--as", "carol")
+    assert AuditEntry.objects.filter(verb="step.approve", actor_name="carol").exists()
+    wait_until(lambda: json.loads(dac("status", summary["id"], "--json")[0])["status"] == "completed")
+    status = json.loads(dac("status", summary["id"], "--json")[0])
+    assert set(status) == {"id", "workflow", "version", "status", "result", "error", "parent", "created_at",
+                           "started_at", "finished_at", "steps"}
+    assert status["result"] == {"gate": {"y": 5}}
+    assert [s["step_id"] for s in status["steps"]] == ["a", "gate"]
+    assert set(status["steps"][0]) == {"step_id", "status", "attempts", "started_at", "finished_at", "output", "error"}
+    assert status["steps"][0]["attempts"] == 1
+
+
+def test_run_wait_exit_codes_follow_the_outcome(live, tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("id: cli-ok\nsteps: [{id: a, action: echo, with: {v: 1}}]\n")
+    dac("apply", str(path))
+    ok = dac_process(live, "run", "cli-ok", "--wait")
+    assert ok.returncode == 0
+    assert json.loads(ok.stdout) == {"id": json.loads(ok.stdout)["id"], "workflow": "cli-ok", "status": "completed",
+                                     "result": {"a": {"v": 1}}}
+    path.write_text("id: cli-bad\nsteps: [{id: a, action: fail}]\n")
+    dac("apply", str(path))
+    bad = dac_process(live, "run", "cli-bad", "--wait")
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["status"] == "failed"
+
+
+def test_errors_go_to_stderr_with_a_non_zero_exit(live):
+    result = dac_process(live, "run", "no-such-workflow")
+    assert result.returncode != 0
+    assert "'no-such-workflow' is not registered" in result.stderr
+    assert result.stdout == ""
+    result = dac_process(live, "run", "no-such-workflow", "--context", "{bad json")
+    assert result.returncode != 0 and "--context is not valid JSON" in result.stderr
+
+
+def test_apply_of_a_broken_file_registers_nothing(live, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    with pytest.raises(CommandError, match="nothing was registered"):
+        dac("apply", str(broken))
+    from registry.models import WorkflowDefinition
+
+    assert not WorkflowDefinition.objects.exists()
+
+
+def test_pause_resume_terminate_and_retry_from_the_cli(live, flow_file):
+    dac("apply", str(flow_file))
+    instance_id = json.loads(dac("run", "cli-flow", "--context", '{"x": 1}')[0])["id"]
+    from orchestration.models import WorkflowInstance
+
+    instance = WorkflowInstance.objects.get(id=instance_id)
+    step_reaches(instance, "gate", "waiting_approval")
+    assert json.loads(dac("pause", instance_id, "--json")[0])["status"] == "paused"
+    assert json.loads(dac("resume", instance_id, "--json")[0])["status"] in ("running", "waiting")
+    with pytest.raises(CommandError, match="cannot retry"):
+        dac("retry", instance_id)
+    assert json.loads(dac("terminate", instance_id, "--json")[0])["status"] == "terminated"
+    with pytest.raises(CommandError, match="cannot resume"):
+        dac("resume", instance_id)
+
+
+def test_audit_verify_detects_an_edited_entry(live, flow_file):
+    dac("apply", str(flow_file))
+    dac("run", "cli-flow")
+    assert "intact" in dac("audit", "verify")[0]
+    entry = AuditEntry.objects.order_by("id").first()
+    AuditEntry.objects.filter(id=entry.id).update(actor_name="mallory")
+    with pytest.raises(CommandError, match="NOT intact"):
+        dac("audit", "verify")
