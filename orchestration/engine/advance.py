@@ -117,13 +117,12 @@ def _resolve_pending(instance, plan, runs):
         if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
             _finish(run, S.SKIPPED if run.status == S.PENDING else run.status)
             continue
-        if _needs_approval(step):
+        # foreach items are rendered with `when`, before any approval, so approvers see them.
+        has_work = step["foreach"] is None or _prepare_items(instance, plan, runs, run, step)
+        if has_work and _needs_approval(step):
             run.status = S.WAITING_APPROVAL
-            run.save(update_fields=["status"])
-        elif step["foreach"] is not None:
-            if _prepare_items(instance, plan, runs, run, step):
-                ready.append(run)
-        else:
+            run.save(update_fields=["status", "item_count"])
+        elif has_work:
             mark_ready(run)
             ready.append(run)
         if run.status == S.COMPLETED:
@@ -172,7 +171,7 @@ def _needs_approval(step):
 
 
 def _prepare_items(instance, plan, runs, run, step):
-    """Render the foreach items; True when there are items to dispatch."""
+    """Render and store the foreach items; True when there are items to run."""
     try:
         items = templating.render_value(step["foreach"], _scope(instance, plan, runs), plan.step_ids)
         if not isinstance(items, list):
@@ -195,7 +194,6 @@ def _prepare_items(instance, plan, runs, run, step):
         run.output = []
         _finish(run, S.COMPLETED)
         return False
-    mark_ready(run)
     return True
 
 

@@ -85,7 +85,8 @@ def run_attempt(claim):
         spec = actions.get(resolve_action_name(claim.step))
         output = spec.func(ctx, **outcome.inputs)
         check_output(output, claim.step["output_schema"] or spec.output_schema)
-        outcome.ok, outcome.output, outcome.emitted = True, output, ctx.emitted
+        outcome.emitted = _step_events(claim, scope, output) + ctx.emitted
+        outcome.ok, outcome.output = True, output
     except SoftTimeLimitExceeded:
         _record_error(outcome, "TimeoutError",
                       f"attempt exceeded timeout_seconds={claim.step['timeout_seconds']}", with_traceback=False)
@@ -93,6 +94,16 @@ def run_attempt(claim):
         _record_error(outcome, type(exc).__name__, str(exc) or repr(exc))
     outcome.secrets = scope["secrets"].used_values()
     return outcome.masked()
+
+
+def _step_events(claim, scope, output):
+    """The step's `emit` list, payload templates rendered; they may read the step's own output."""
+    if not claim.step["emit"]:
+        return []
+    own = {**scope["steps"], claim.step_id: {"status": "completed", "output": output}}
+    scope = {**scope, "steps": own, "nodes": own}
+    return [{"event": e["event"], "payload": templating.render_value(e["payload"], scope, claim.plan.step_ids)}
+            for e in claim.step["emit"]]
 
 
 def resolve_action_name(step):

@@ -190,7 +190,7 @@ def items_join(*, step_run_id):
 
 
 def _record_events(instance, claim, outcome):
-    emitted = [{"event": e["event"], "payload": e["payload"]} for e in claim.step["emit"]] + list(outcome.emitted)
+    emitted = outcome.emitted
     if emitted:
         now = timezone.now()
         Event.objects.bulk_create(

@@ -204,3 +204,32 @@ def test_a_template_error_at_run_time_fails_the_step_with_its_message(live):
     instance = finished(start("needs-ctx"))
     assert instance.status == "failed"
     assert "url" in step(instance, "s").error["message"]
+
+
+def test_an_approval_gated_foreach_step_renders_items_before_parking_and_runs_them_once_approved(live):
+    from orchestration import engine
+
+    apply_spec({"id": "gated-map", "steps": [
+        {"id": "each", "action": "echo", "foreach": "{{ context.xs }}", "with": {"n": "{{ item }}"}, "approval": True},
+    ]})
+    instance = start("gated-map", {"xs": [3, 1, 2]})
+    from tests.support.helpers import step_reaches
+
+    assert step_reaches(instance, "each", "waiting_approval").item_count == 3
+    engine.step_decide(instance_id=instance.id, step_id="each", approve=True, actor="t")
+    instance = finished(instance)
+    assert step(instance, "each").output == [{"n": 3}, {"n": 1}, {"n": 2}]
+
+
+def test_emitted_event_payloads_render_templates_including_the_steps_own_output(live):
+    from orchestration.models import Event
+
+    apply_spec({"id": "emitter", "steps": [
+        {"id": "a", "action": "echo", "with": {"x": 4},
+         "emit": [{"event": "done", "payload": {"x": "{{ steps.a.output.x }}", "who": "{{ context.who }}"}}, "plain"]},
+    ]})
+    instance = finished(start("emitter", {"who": "me"}))
+    events = {e.event_type: e for e in Event.objects.filter(source_instance_id=instance.id)}
+    assert events["done"].payload == {"x": 4, "who": "me"}
+    assert events["plain"].payload == {}
+    assert events["done"].source_workflow == "emitter"
