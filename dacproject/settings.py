@@ -120,6 +120,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.tasks.sweep_timeouts",
         "schedule": env.float("DAC_SWEEP_INTERVAL_SECONDS", default=10.0),
     },
+    "dac-reconcile": {
+        "task": "orchestration.tasks.reconcile",
+        "schedule": env.float("DAC_RECONCILE_INTERVAL_SECONDS", default=5.0),
+    },
 }
 
 # --- REST framework -----------------------------------------------------------------------
@@ -154,5 +158,10 @@ DAC_LLM_PRICES = {
     "gpt-4o": {"input": Decimal("0.0025"), "output": Decimal("0.01")},
     "claude-3-5-sonnet": {"input": Decimal("0.003"), "output": Decimal("0.015")},
 }
-# A step whose worker has not beaten its heart for this long is considered lost.
-DAC_HEARTBEAT_STALE_SECONDS = env.int("DAC_HEARTBEAT_STALE_SECONDS", default=60)
+# Workers beat a running step's heart every DAC_HEARTBEAT_INTERVAL_SECONDS; one silent for
+# DAC_HEARTBEAT_STALE_SECONDS is considered lost and dispatched again by the reconciler.
+DAC_HEARTBEAT_INTERVAL_SECONDS = env.float("DAC_HEARTBEAT_INTERVAL_SECONDS", default=5.0)
+DAC_HEARTBEAT_STALE_SECONDS = env.float("DAC_HEARTBEAT_STALE_SECONDS", default=30.0)
+# A step `ready` this long without being claimed is assumed lost (e.g. Redis flushed) and sent
+# again. Worst-case recovery = this + DAC_RECONCILE_INTERVAL_SECONDS (default 10 + 5 = 15 s).
+DAC_RECONCILE_READY_AFTER_SECONDS = env.float("DAC_RECONCILE_READY_AFTER_SECONDS", default=10.0)

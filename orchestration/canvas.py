@@ -18,7 +18,7 @@ class StepDispatch:
     attempt: int
     queue: str = "default"
     timeout_seconds: float | None = None
-    item_count: int | None = None  # set for a foreach step
+    items: tuple | None = None  # foreach: ((index, attempt within the round), ...)
     max_parallel: int | None = None
     priority: int | None = None
 
@@ -36,9 +36,9 @@ def _options(d):
 def step_signature(d):
     from . import tasks
 
-    if d.item_count is None:
+    if d.items is None:
         return tasks.run_step.si(d.step_run_id, d.attempt).set(**_options(d))
-    items = [tasks.run_item.si(d.step_run_id, index, 1).set(**_options(d)) for index in range(d.item_count)]
+    items = [tasks.run_item.si(d.step_run_id, index, attempt).set(**_options(d)) for index, attempt in d.items]
     lanes = d.max_parallel
     if lanes and lanes < len(items):
         header = group(chain(*items[lane::lanes]) for lane in range(lanes))

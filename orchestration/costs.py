@@ -8,5 +8,6 @@ def cost_of(model, tokens_in, tokens_out):
     price = settings.DAC_LLM_PRICES.get(model)
     if not price:
         return Decimal("0")
-    per_k = Decimal(1000)
-    return (Decimal(price["input"]) * Decimal(int(tokens_in)) + Decimal(price["output"]) * Decimal(int(tokens_out))) / per_k
+    spent_in = Decimal(price["input"]) * Decimal(int(tokens_in))
+    spent_out = Decimal(price["output"]) * Decimal(int(tokens_out))
+    return (spent_in + spent_out) / Decimal(1000)

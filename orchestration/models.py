@@ -101,6 +101,9 @@ class StepItem(models.Model):
         ordering = ["step_run_id", "index"]
         constraints = [models.UniqueConstraint(fields=["step_run", "index"], name="uniq_step_item")]
 
+    def __str__(self):
+        return f"{self.step_run_id}[{self.index}]"
+
 
 class AttemptStatus(models.TextChoices):
     RUNNING = "running", "running"
@@ -139,6 +142,10 @@ class StepAttempt(models.Model):
             )
         ]
 
+    def __str__(self):
+        item = "" if self.item_index is None else f"[{self.item_index}]"
+        return f"{self.step_run_id}{item} #{self.number}"
+
 
 class Event(models.Model):
     """A published event (DESIGN §6). Steps emit them on completion."""
@@ -155,3 +162,6 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-timestamp"]
+
+    def __str__(self):
+        return f"{self.event_type} {self.event_id}"

@@ -64,3 +64,8 @@ def finish_failed(instance_id):
 @shared_task(ignore_result=True)
 def sweep_timeouts():
     return engine.instances_time_out_expired()
+
+
+@shared_task(ignore_result=True)
+def reconcile():
+    return engine.reconcile().as_dict()

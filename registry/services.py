@@ -5,7 +5,8 @@ from django.db import transaction
 
 from governance.audit import audit_record
 
-from . import selectors, spec as specs
+from . import selectors
+from . import spec as specs
 from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
 
 

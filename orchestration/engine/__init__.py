@@ -12,11 +12,12 @@ from .instances import (
     step_compensate_mark,
     step_decide,
 )
+from .reconcile import reconcile
 from .steps import item_attempt_finish, item_claim, items_join, step_attempt_finish, step_claim
 
 __all__ = (
     "Conflict", "EngineError", "InvalidRequest", "NotFound",
     "instance_finish_failed", "instance_pause", "instance_resume", "instance_retry", "instance_start",
     "instance_terminate", "instance_time_out", "instances_time_out_expired", "step_compensate_mark",
-    "step_decide", "item_attempt_finish", "item_claim", "items_join", "step_attempt_finish", "step_claim",
+    "step_decide", "reconcile", "item_attempt_finish", "item_claim", "items_join", "step_attempt_finish", "step_claim",
 )

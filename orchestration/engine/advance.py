@@ -12,10 +12,14 @@ from orchestration.models import StepItem, StepRun
 from orchestration.states import (
     STEP_TERMINAL,
     STEP_WAITING,
-    InstanceStatus as I,
-    StepStatus as S,
     check_instance_transition,
     step_counts_as_done,
+)
+from orchestration.states import (
+    InstanceStatus as I,
+)
+from orchestration.states import (
+    StepStatus as S,
 )
 
 from .scope import build_scope
@@ -51,10 +55,16 @@ def dispatch_for(instance, plan, run):
         attempt=run.attempts + 1,
         queue=step["queue"],
         timeout_seconds=step["timeout_seconds"],
-        item_count=run.item_count if step["foreach"] is not None else None,
+        items=_item_attempts(run) if step["foreach"] is not None else None,
         max_parallel=step["max_parallel"],
         priority=instance.priority,
     )
+
+
+def _item_attempts(run):
+    """(index, next attempt within the round) of every item not yet finished."""
+    items = StepItem.objects.filter(step_run=run).exclude(status__in=[S.COMPLETED, S.FAILED]).order_by("index")
+    return tuple((i.index, i.attempts - i.attempt_base + 1) for i in items.only("index", "attempts", "attempt_base"))
 
 
 def set_instance_status(instance, status):
@@ -85,16 +95,18 @@ def _advance_failing(instance, runs, plan, effects):
         return
     if not instance.compensation_started:
         instance.compensation_started = True
-        to_compensate = [
-            r.id
-            for r in sorted(runs.values(), key=lambda r: r.completed_seq or 0, reverse=True)
-            if r.status == S.COMPLETED and plan.steps[r.step_id]["compensate"]
-        ]
+        to_compensate = pending_compensations(instance, plan)
         if to_compensate:
             effects.compensation = (instance.id, to_compensate)
             instance.save()
             return
     finish_failed(instance)
+
+
+def pending_compensations(instance, plan):
+    """Completed steps with a `compensate`, newest completion first (saga order)."""
+    runs = StepRun.objects.filter(instance=instance, status=S.COMPLETED).order_by("-completed_seq")
+    return [r.id for r in runs.only("id", "step_id") if plan.steps[r.step_id]["compensate"]]
 
 
 def finish_failed(instance):
@@ -141,7 +153,7 @@ def _dependency_decision(plan, runs, sid):
         return "run"
     if not all(d.status in STEP_TERMINAL for d in deps):
         return "wait"
-    if any(d.status == S.FAILED and not ok for d, ok in zip(deps, done)):
+    if any(d.status == S.FAILED and not ok for d, ok in zip(deps, done, strict=False)):
         return "wait"  # the instance is failing: this step will be cancelled, not skipped
     return "run" if any(done) else "skip"
 

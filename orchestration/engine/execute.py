@@ -1,13 +1,16 @@
 """Running one claimed attempt's action, outside any transaction, into an Outcome."""
 import json
+import logging
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import jsonschema
 from billiard.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from orchestration import templating
@@ -16,7 +19,9 @@ from orchestration.models import StepItem, StepRun
 from orchestration.states import StepStatus
 
 from .plan import plan_for
-from .scope import build_scope, mask
+from .scope import build_scope, mask, run_outputs
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_MIN_INTERVAL_SECONDS = 2.0
 
@@ -83,7 +88,8 @@ def run_attempt(claim):
     try:
         outcome.inputs = templating.render_value(claim.step["with"], scope, claim.plan.step_ids)
         spec = actions.get(resolve_action_name(claim.step))
-        output = spec.func(ctx, **outcome.inputs)
+        with _beating(claim):
+            output = spec.func(ctx, **outcome.inputs)
         check_output(output, claim.step["output_schema"] or spec.output_schema)
         outcome.emitted = _step_events(claim, scope, output) + ctx.emitted
         outcome.ok, outcome.output = True, output
@@ -143,13 +149,18 @@ def _record_error(outcome, error_type, message, with_traceback=True):
     outcome.traceback = traceback.format_exc() if with_traceback else ""
 
 
-def _heartbeat_fn(claim):
-    """Throttled heartbeat writes, so a chatty action does not hammer the database."""
-    last = [0.0]
+def _held_attempt(claim):
+    """The row of this attempt, only while it still holds the step (or item)."""
     if claim.item_index is None:
-        target = StepRun.objects.filter(id=claim.step_run_id)
-    else:
-        target = StepItem.objects.filter(Q(step_run_id=claim.step_run_id) & Q(index=claim.item_index))
+        return StepRun.objects.filter(id=claim.step_run_id, status=StepStatus.RUNNING, attempts=claim.attempt)
+    return StepItem.objects.filter(step_run_id=claim.step_run_id, index=claim.item_index,
+                                   status=StepStatus.RUNNING, attempts=claim.attempt)
+
+
+def _heartbeat_fn(claim):
+    """`ctx.heartbeat()`: throttled, so a chatty action does not hammer the database."""
+    last = [0.0]
+    target = _held_attempt(claim)
 
     def beat():
         now = time.monotonic()
@@ -158,6 +169,29 @@ def _heartbeat_fn(claim):
             target.update(heartbeat_at=timezone.now())
 
     return beat
+
+
+@contextmanager
+def _beating(claim):
+    """Keep the attempt's heartbeat fresh from a side thread while its action runs, so a long
+    step is never mistaken for one whose worker died."""
+    stop = threading.Event()
+
+    def loop():
+        try:
+            while not stop.wait(settings.DAC_HEARTBEAT_INTERVAL_SECONDS):
+                _held_attempt(claim).update(heartbeat_at=timezone.now())
+        except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+            logger.warning("heartbeat for step run %s failed", claim.step_run_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=loop, name=f"heartbeat-{claim.step_run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def run_compensation(step_run_id):
@@ -169,7 +203,7 @@ def run_compensation(step_run_id):
 
     plan = plan_for(instance.version)
     step = plan.steps[run.step_id]
-    runs = {r[0]: (r[1], r[2]) for r in StepRun.objects.filter(instance=instance).values_list("step_id", "status", "output")}
+    runs = run_outputs(instance.id)
     scope = build_scope(instance=instance, workflow=plan.spec["id"], runs=runs)
     ctx = actions.ActionContext(instance_id=str(instance.id), workflow=plan.spec["id"], step_id=run.step_id, attempt=1)
     try:

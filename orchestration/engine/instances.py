@@ -4,16 +4,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from governance.audit import actor_parts, audit_record
-from registry.models import DefinitionStatus, WorkflowDefinition
-from registry.spec import spec_sha256
 from orchestration.models import StepItem, StepRun, WorkflowInstance
 from orchestration.states import (
     INSTANCE_TERMINAL,
     STEP_TERMINAL,
     IllegalTransition,
+)
+from orchestration.states import (
     InstanceStatus as I,
+)
+from orchestration.states import (
     StepStatus as S,
 )
+from registry.models import DefinitionStatus, WorkflowDefinition
+from registry.spec import spec_sha256
 
 from .advance import advance, dispatch_for, finish_failed, set_instance_status
 from .effects import Effects
@@ -36,7 +40,8 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
         raise InvalidRequest("context must be a JSON object")
     version = definition.latest_version
     if spec_sha256(version.spec) != version.spec_sha256:
-        raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; refusing to run")
+        raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; "
+                       "refusing to run")
     plan = plan_for(version)
     now = timezone.now()
     user, _ = actor_parts(actor)
@@ -103,10 +108,8 @@ def _stop(instance, status):
     effects = Effects()
     active = StepRun.objects.filter(instance=instance).exclude(status__in=STEP_TERMINAL)
     effects.revoke_task_ids = [t for t in active.values_list("task_id", flat=True) if t]
-    effects.revoke_task_ids += [
-        t for t in StepItem.objects.filter(step_run__instance=instance, status=S.RUNNING).values_list("task_id", flat=True)
-        if t
-    ]
+    running_items = StepItem.objects.filter(step_run__instance=instance, status=S.RUNNING)
+    effects.revoke_task_ids += [t for t in running_items.values_list("task_id", flat=True) if t]
     now = timezone.now()
     active.update(status=S.CANCELLED, finished_at=now)
     StepItem.objects.filter(step_run__instance=instance).exclude(status__in=STEP_TERMINAL).update(status=S.CANCELLED)
@@ -212,7 +215,9 @@ def step_compensate_mark(*, step_run_id, error=None):
     if error:
         StepRun.objects.filter(id=step_run_id).update(error={"type": "CompensationFailed", **error})
         return
-    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(status=S.COMPENSATED, compensated_at=timezone.now())
+    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(
+        status=S.COMPENSATED, compensated_at=timezone.now()
+    )
 
 
 @transaction.atomic

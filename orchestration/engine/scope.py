@@ -55,3 +55,11 @@ def _mask(value, values):
     if isinstance(value, list):
         return [_mask(v, values) for v in value]
     return value
+
+
+def run_outputs(instance_id):
+    """{step_id: (status, output)} of an instance's steps: what `steps.*` templates read."""
+    from orchestration.models import StepRun
+
+    rows = StepRun.objects.filter(instance_id=instance_id).values_list("step_id", "status", "output")
+    return {step_id: (status, output) for step_id, status, output in rows}

@@ -9,13 +9,15 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orchestration.models import AttemptStatus, Event, StepAttempt, StepItem, StepRun, WorkflowInstance
-from orchestration.states import InstanceStatus as I, StepStatus as S
+from orchestration.states import InstanceStatus as I
+from orchestration.states import StepStatus as S
 
 from .advance import advance
 from .backoff import retry_delay
 from .effects import Effects
 from .execute import Claim
 from .plan import plan_for
+from .scope import run_outputs
 
 ACTIVE_FOR_WORK = (I.RUNNING, I.WAITING)
 # A paused instance keeps its retry budget: the retry waits in `ready` until resume.
@@ -80,8 +82,7 @@ def item_claim(*, step_run_id, index, attempt, task_id, worker):
 
 def _load_claim(step_run_id, instance_id, attempt, attempt_base):
     instance = WorkflowInstance.objects.select_related("version", "definition").get(id=instance_id)
-    runs = {r[0]: (r[1], r[2]) for r in StepRun.objects.filter(instance_id=instance_id).values_list(
-        "step_id", "status", "output")}
+    runs = run_outputs(instance_id)
     step_id = StepRun.objects.filter(id=step_run_id).values_list("step_id", flat=True).get()
     return Claim(step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempt,
                  attempt_base=attempt_base, plan=plan_for(instance.version), instance=instance, runs=runs)

@@ -49,11 +49,16 @@ def parse_text(text, file, fmt=None):
             return json.loads(text)
         return yaml.safe_load(text)
     except json.JSONDecodeError as exc:
-        raise SpecInvalid([SpecError(file, None, None, f"invalid JSON at line {exc.lineno}: {exc.msg}")]) from exc
+        message = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise SpecInvalid([SpecError(file, None, None, message)]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        # PyYAML often notices a fault lines after its cause: also name where the enclosing node began.
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark and (not mark or context_mark.line != mark.line):
+            problem += f" ({context} that starts at line {context_mark.line + 1})"
         raise SpecInvalid([SpecError(file, None, None, f"invalid YAML{where}: {problem}")]) from exc
 
 
@@ -94,7 +99,17 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents)
     name = c.get("name", str)
     if not name:
         c.error("name", "is required for a blueprint")
-    agents = [a for a in (normalize_agent(a, sink, f"agents[{i}]") for i, a in enumerate(c.get("agents", list, default=[]))) if a]
+    agents, agent_index = [], {}
+    for i, raw_agent in enumerate(c.get("agents", list, default=[])):
+        agent = normalize_agent(raw_agent, sink, f"agents[{i}]")
+        if agent is None:
+            continue
+        if agent["name"] in agent_index:
+            sink.error(f"agent '{agent['name']}' is already defined at agents[{agent_index[agent['name']]}]",
+                       field=f"agents[{i}].name")
+            continue
+        agent_index[agent["name"]] = i
+        agents.append(agent)
     known_agents = {**known_agents, **{a["name"]: a for a in agents}}
     entries = c.get("workflows", list, default=[])
     sinks = [sink]

@@ -1,10 +1,12 @@
 """Turn a loaded workflow document (DESIGN §2, either dialect) into the canonical spec.
 
-Only shapes and types are checked here; references between steps, actions, templates and
-cron expressions are checked in `validate`.
+Shapes and types are checked here, and the cron expressions and time zones of triggers (whose
+field paths are known only here); references between steps, actions and templates are
+checked in `validate`.
 """
 import difflib
 import re
+import zoneinfo
 
 WORKFLOW_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
@@ -102,7 +104,9 @@ def _as_tuple(types):
     return types if isinstance(types, tuple) else (types,)
 
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping",
+}
 
 
 def _describe(types):
@@ -186,13 +190,15 @@ def _triggers(c, raw):
         if single is None:
             return []
         if "schedule" in single:
-            return [_trigger(c.sink, {"type": "scheduled", "cron": single["schedule"]}, "trigger")]
-        return [_trigger(c.sink, {"type": "event", **single}, "trigger")]
+            trigger = _trigger(c.sink, {"type": "scheduled", **single}, "trigger", cron_key="schedule")
+            return [trigger] if trigger else []
+        trigger = _trigger(c.sink, {"type": "event", **single}, "trigger")
+        return [trigger] if trigger else []
     triggers = c.get("triggers", list, default=[])
     return [t for t in (_trigger(c.sink, t, f"triggers[{i}]") for i, t in enumerate(triggers)) if t]
 
 
-def _trigger(sink, raw, where):
+def _trigger(sink, raw, where, *, cron_key="cron"):
     if not isinstance(raw, dict):
         sink.error(f"must be a mapping, got {_describe_value(raw)}", field=where)
         return None
@@ -205,7 +211,7 @@ def _trigger(sink, raw, where):
     allowed = {
         "manual": {"type"},
         "event": {"type", "event", "filters"},
-        "scheduled": {"type", "cron", "timezone", "context"},
+        "scheduled": {"type", cron_key, "timezone", "context"},
         "webhook": {"type", "path", "secret_name"},
     }[kind]
     t.unknown_fields(allowed)
@@ -216,17 +222,50 @@ def _trigger(sink, raw, where):
         if not trigger["event"]:
             t.error("event", "is required for an event trigger")
     elif kind == "scheduled":
-        trigger["cron"] = t.get("cron", str)
+        trigger["cron"] = t.get(cron_key, str)
         trigger["timezone"] = t.get("timezone", str, default="UTC")
         trigger["context"] = t.get("context", dict, default={})
         if not trigger["cron"]:
-            t.error("cron", "is required for a scheduled trigger")
+            t.error(cron_key, "is required for a scheduled trigger")
+        else:
+            problem = cron_problem(trigger["cron"])
+            if problem:
+                t.error(cron_key, problem)
+        if not _known_timezone(trigger["timezone"]):
+            t.error("timezone", f"unknown time zone '{trigger['timezone']}' (use an IANA name such as UTC)")
     elif kind == "webhook":
         path = t.get("path", str)
         if not path or not path.startswith("/"):
             t.error("path", "is required and must start with '/'")
         trigger["path"] = path
     return trigger
+
+
+CRON_FIELDS = (("minute", "minute"), ("hour", "hour"), ("day_of_month", "day of month"),
+               ("month_of_year", "month"), ("day_of_week", "weekday"))
+
+
+def cron_problem(cron):
+    """Why `cron` is not a five-field expression celery beat can run, or None."""
+    from celery.schedules import crontab
+
+    fields = cron.split()
+    if len(fields) != len(CRON_FIELDS):
+        return f"cron '{cron}' must have 5 fields (minute hour day month weekday), got {len(fields)}"
+    for (key, label), value in zip(CRON_FIELDS, fields, strict=True):
+        try:
+            crontab(**{key: value})
+        except Exception as exc:  # noqa: BLE001 - celery raises ValueError or its own ParseException
+            return f"cron '{cron}' cannot be parsed: the {label} field '{value}' is invalid ({exc})"
+    return None
+
+
+def _known_timezone(name):
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _aliased(c, canonical):
@@ -393,7 +432,8 @@ def _wait_for(c):
     event = w.get("event", str)
     if not event:
         w.error("event", "is required")
-    return {"event": event, "match": w.get("match", dict, default={}), "timeout_seconds": w.positive_number("timeout_seconds")}
+    return {"event": event, "match": w.get("match", dict, default={}),
+            "timeout_seconds": w.positive_number("timeout_seconds")}
 
 
 def _emit(c):

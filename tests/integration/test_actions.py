@@ -72,8 +72,8 @@ def test_shell_run_is_disabled_by_default(live):
 def test_demo_agents_report_usage_per_attempt(live):
     apply_spec({"id": "agents", "steps": [
         {"id": "plan", "action": "demo.plan", "with": {"feature": "login", "parts": 2}},
-        {"id": "code", "action": "demo.code", "foreach": "{{ steps.plan.output.tasks }}", "with": {"task": "{{ item }}"},
-         "depends_on": ["plan"]},
+        {"id": "code", "action": "demo.code", "foreach": "{{ steps.plan.output.tasks }}",
+         "with": {"task": "{{ item }}"}, "depends_on": ["plan"]},
     ]})
     instance = finished(start("agents"))
     assert instance.status == "completed"

@@ -110,7 +110,7 @@ def test_retries_are_recorded_per_attempt_and_then_succeed(live):
     assert attempts[0].error_message == "boom" and "ActionError" in attempts[0].traceback
     assert all(a.worker for a in attempts)
     # Exponential backoff: 0.2 s then 0.4 s between attempts (scheduled by countdown).
-    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(attempts, attempts[1:])]
+    gaps = [(b.started_at - a.finished_at).total_seconds() for a, b in zip(attempts, attempts[1:], strict=False)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4
     assert step(instance, "f").attempts == 3
 

@@ -22,7 +22,7 @@ def test_steps_ready_together_go_out_as_one_group():
 
 
 def test_foreach_step_is_a_chord_joined_by_its_step():
-    sig = dispatch_signature([StepDispatch(5, 1, item_count=3)])
+    sig = dispatch_signature([StepDispatch(5, 1, items=((0, 1), (1, 1), (2, 1)))])
     assert isinstance(sig, chord)
     assert [t.args for t in sig.tasks] == [(5, 0, 1), (5, 1, 1), (5, 2, 1)]
     assert sig.body.task == "orchestration.tasks.join_items"
@@ -30,7 +30,7 @@ def test_foreach_step_is_a_chord_joined_by_its_step():
 
 
 def test_max_parallel_splits_items_into_that_many_chained_lanes():
-    sig = dispatch_signature([StepDispatch(5, 1, item_count=5, max_parallel=2)])
+    sig = dispatch_signature([StepDispatch(5, 1, items=tuple((i, 1) for i in range(5)), max_parallel=2)])
     lanes = sig.tasks
     assert len(lanes) == 2
     assert all(isinstance(lane, _chain) for lane in lanes)
@@ -38,12 +38,12 @@ def test_max_parallel_splits_items_into_that_many_chained_lanes():
 
 
 def test_max_parallel_above_item_count_runs_all_items_at_once():
-    sig = dispatch_signature([StepDispatch(5, 1, item_count=2, max_parallel=10)])
+    sig = dispatch_signature([StepDispatch(5, 1, items=((0, 1), (1, 1)), max_parallel=10)])
     assert [t.task for t in sig.tasks] == ["orchestration.tasks.run_item"] * 2
 
 
 def test_chord_and_plain_step_ready_together_share_one_group():
-    sig = dispatch_signature([StepDispatch(1, 1), StepDispatch(2, 1, item_count=2)])
+    sig = dispatch_signature([StepDispatch(1, 1), StepDispatch(2, 1, items=((0, 1), (1, 1)))])
     assert isinstance(sig, group)
     assert isinstance(sig.tasks[1], chord)
 
@@ -52,3 +52,8 @@ def test_compensation_is_a_chain_in_the_given_order_ending_with_the_finaliser():
     sig = compensation_signature("abc", [9, 4, 1])
     assert [t.task.rsplit(".", 1)[1] for t in sig.tasks] == ["compensate_step"] * 3 + ["finish_failed"]
     assert [t.args for t in sig.tasks] == [(9,), (4,), (1,), ("abc",)]
+
+
+def test_a_redispatched_foreach_runs_only_the_given_items_at_their_next_attempt():
+    sig = dispatch_signature([StepDispatch(5, 1, items=((2, 3), (4, 1)))])
+    assert [t.args for t in sig.tasks] == [(5, 2, 3), (5, 4, 1)]

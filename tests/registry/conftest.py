@@ -15,6 +15,7 @@ agents:
     riskLevel: AUTO
     capabilities:
       - name: check
+        action: noop
 workflows:
   - id: existing-flow
     steps:

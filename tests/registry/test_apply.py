@@ -24,7 +24,9 @@ SEED_BLUEPRINT_WORKFLOWS = [
     "deployment-pipeline", "customer-support", "incident-response",
 ]
 
-# The agents the two seed-004 workflows use, in the seed-004 §2.1 registration shape.
+# The agents the two seed-004 workflows use, in the seed-004 §2.1 registration shape. Each
+# capability names the action it runs (here the built-in `echo`): a capability without one runs
+# the action `<agent>.<capability>`, which must be registered.
 SEED004_AGENTS = """
 name: seed-004-agents
 description: agents for the seed-004 example workflows
@@ -32,27 +34,27 @@ agents:
   - name: compliance-checker
     type: LLM
     riskLevel: AUTO
-    capabilities: [{name: auditProject, description: Check a project against standards}]
+    capabilities: [{name: auditProject, description: Check a project against standards, action: echo}]
   - name: report-generator
     type: SCRIPT
     riskLevel: AUTO
-    capabilities: [{name: createPDF}]
+    capabilities: [{name: createPDF, action: echo}]
   - name: notifier
     type: API
     riskLevel: AUTO
-    capabilities: [{name: sendEmail}, {name: sendSlackAlert}]
+    capabilities: [{name: sendEmail, action: echo}, {name: sendSlackAlert, action: echo}]
   - name: security-scanner
     type: LLM
     riskLevel: AUTO
-    capabilities: [{name: scanRepository}]
+    capabilities: [{name: scanRepository, action: echo}]
   - name: security-assessor
     type: LLM
     riskLevel: AUTO
-    capabilities: [{name: evaluateRisk}]
+    capabilities: [{name: evaluateRisk, action: echo}]
   - name: patcher
     type: LLM
     riskLevel: APPROVAL_REQUIRED
-    capabilities: [{name: generateFixPR}]
+    capabilities: [{name: generateFixPR, action: echo}]
 workflows: []
 """
 
@@ -256,13 +258,32 @@ def test_hyphenated_step_references_are_checked_against_ancestry(db):
 
 
 def test_agents_registered_without_a_capability_still_reject_a_step_using_it(db):
-    apply_yaml(SEED004_AGENTS.replace("capabilities: [{name: sendEmail}, {name: sendSlackAlert}]",
-                                      "capabilities: [{name: sendSlackAlert}]"))
+    apply_yaml(SEED004_AGENTS.replace("capabilities: [{name: sendEmail, action: echo}, {name: sendSlackAlert, ",
+                                      "capabilities: [{name: sendSlackAlert, "))
     with pytest.raises(SpecInvalid) as info:
         services.compile_path(SEED_COMPLIANCE)
     (error,) = info.value.errors
     assert (error.step, error.field) == ("email-stakeholders", "action")
     assert "agent 'notifier' has no capability 'sendEmail'" in error.message
+
+
+def test_seed_shaped_capabilities_without_an_action_are_accepted_with_a_warning(db):
+    apply_yaml(SEED004_AGENTS.replace("{name: auditProject, description: Check a project against standards, "
+                                      "action: echo}", "{name: auditProject}"))
+    compiled = services.compile_path(SEED_COMPLIANCE)
+    (warning,) = compiled.warnings
+    assert (warning.step, warning.field) == ("scan-compliance", "action")
+    assert "runs unknown action 'compliance-checker.auditProject'" in warning.message
+
+
+def test_a_capability_naming_an_unknown_action_is_an_error(db):
+    apply_yaml(SEED004_AGENTS.replace("{name: auditProject, description: Check a project against standards, "
+                                      "action: echo}", "{name: auditProject, action: no.such}"))
+    with pytest.raises(SpecInvalid) as info:
+        services.compile_path(SEED_COMPLIANCE)
+    (error,) = info.value.errors
+    assert (error.step, error.field) == ("scan-compliance", "action")
+    assert "runs unknown action 'no.such'" in error.message
 
 
 def test_a_changed_agent_is_updated_and_an_unchanged_one_is_not(db):

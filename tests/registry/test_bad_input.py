@@ -151,6 +151,11 @@ result: {verdict: "{{ steps.review.output.verdict }}"}
 steps:
   - {id: a, action: echo}
 """, None, "result.verdict", "template refers to unknown step 'review'"),
+    "emit_payload_refers_to_unknown_step": Bad("""
+id: emitter
+steps:
+  - {id: a, action: echo, emit: [started, {event: done, payload: {score: "{{ steps.scorer.output }}"}}]}
+""", "a", "emit[1].payload.score", "template refers to unknown step 'scorer'"),
     # --- wrong field types ------------------------------------------------------------------
     "retry_is_a_word": Bad("""
 id: retry-word
@@ -370,7 +375,7 @@ def test_broken_blueprint_registers_nothing_not_even_its_good_workflows(baseline
     text = """
 name: half-good
 agents:
-  - {name: fresh-agent, capabilities: [{name: work}]}
+  - {name: fresh-agent, capabilities: [{name: work, action: noop}]}
 workflows:
   - id: good-one
     steps: [{id: a, agent: fresh-agent, action: work}]

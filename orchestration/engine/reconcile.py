@@ -1,0 +1,129 @@
+"""The reconciler: re-dispatch, from database state, whatever Redis lost or a dead worker held.
+
+It runs periodically (beat) and may run concurrently with itself: every re-dispatch first
+wins a conditional update, and a duplicate message claims nothing. Worst-case recovery
+after Redis loses its queues is DAC_RECONCILE_INTERVAL_SECONDS + DAC_RECONCILE_READY_AFTER_SECONDS.
+"""
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.states import InstanceStatus as I
+from orchestration.states import StepStatus as S
+
+from .advance import dispatch_for, pending_compensations
+from .effects import Effects
+from .plan import plan_for
+from .steps import items_join
+
+ACTIVE = (I.RUNNING, I.WAITING)
+
+
+@dataclass
+class ReconcileReport:
+    redispatched: int = 0
+    recovered_stale: int = 0
+    joined: int = 0
+    compensations: int = 0
+
+    def as_dict(self):
+        return self.__dict__.copy()
+
+
+def reconcile(*, limit=500):
+    """One pass; returns what it did."""
+    now = timezone.now()
+    ready_cutoff = now - timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
+    stale_cutoff = now - timezone.timedelta(seconds=settings.DAC_HEARTBEAT_STALE_SECONDS)
+    report = ReconcileReport()
+    report.recovered_stale = _recover_stale_running(stale_cutoff, limit)
+    report.redispatched = _redispatch_ready(ready_cutoff, limit)
+    report.joined = _rejoin_foreach(ready_cutoff, stale_cutoff, limit)
+    report.compensations = _resume_compensation(ready_cutoff, limit)
+    return report
+
+
+def _active_instance():
+    return Q(instance__status__in=ACTIVE, instance__failing=False)
+
+
+def _recover_stale_running(stale_cutoff, limit):
+    """A plain step whose worker stopped beating goes back to ready; the lost try is not charged."""
+    stale = StepRun.objects.filter(_active_instance(), status=S.RUNNING, item_count__isnull=True,
+                                   heartbeat_at__lt=stale_cutoff).values_list("id", "attempts")[:limit]
+    recovered = 0
+    for step_run_id, attempts in stale:
+        with transaction.atomic():
+            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, attempts=attempts,
+                                          heartbeat_at__lt=stale_cutoff).update(
+                    status=S.READY, ready_at=timezone.now(), attempt_base=F("attempt_base") + 1, task_id=""):
+                continue
+            StepAttempt.objects.filter(step_run_id=step_run_id, item_index=None, number=attempts,
+                                       status=AttemptStatus.RUNNING).update(
+                status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
+                error_message="the worker stopped heart-beating; the step was dispatched again")
+            _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
+        recovered += 1
+    return recovered
+
+
+def _redispatch_ready(ready_cutoff, limit):
+    """Ready steps whose message was lost (or never sent) go out again, at most once per period."""
+    candidates = StepRun.objects.filter(_active_instance(), status=S.READY, ready_at__lt=ready_cutoff,
+                                        ).values_list("id", "ready_at")[:limit]
+    sent = 0
+    for step_run_id, ready_at in candidates:
+        with transaction.atomic():
+            if not StepRun.objects.filter(id=step_run_id, status=S.READY, ready_at=ready_at).update(
+                    ready_at=timezone.now()):
+                continue
+            _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
+        sent += 1
+    return sent
+
+
+def _rejoin_foreach(ready_cutoff, stale_cutoff, limit):
+    """A foreach step whose chord was lost: re-run its unfinished items in a new chord."""
+    runs = StepRun.objects.filter(_active_instance(), status=S.RUNNING, item_count__isnull=False,
+                                  ready_at__lt=ready_cutoff).values_list("id", "ready_at")[:limit]
+    count = 0
+    for step_run_id, ready_at in runs:
+        items = StepItem.objects.filter(step_run_id=step_run_id)
+        if items.filter(status=S.RUNNING, heartbeat_at__gte=stale_cutoff).exists():
+            continue  # still being worked on
+        with transaction.atomic():
+            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, ready_at=ready_at).update(
+                    ready_at=timezone.now()):
+                continue
+            items.filter(status=S.RUNNING).update(status=S.READY, attempt_base=F("attempts"), task_id="")
+            if items.exclude(status__in=[S.COMPLETED, S.FAILED]).exists():
+                _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
+            else:
+                transaction.on_commit(lambda step_run_id=step_run_id: items_join(step_run_id=step_run_id))
+        count += 1
+    return count
+
+
+def _resume_compensation(cutoff, limit):
+    """A saga whose compensation chain was lost continues with the steps not yet compensated."""
+    stuck = WorkflowInstance.objects.filter(failing=True, compensation_started=True, status__in=ACTIVE,
+                                            updated_at__lt=cutoff).select_related("version")[:limit]
+    count = 0
+    for instance in stuck:
+        with transaction.atomic():
+            if not WorkflowInstance.objects.filter(id=instance.id, updated_at=instance.updated_at).update(
+                    updated_at=timezone.now()):
+                continue
+            effects = Effects(compensation=(instance.id, pending_compensations(instance, plan_for(instance.version))))
+            effects.send_on_commit()
+        count += 1
+    return count
+
+
+def _dispatch_run(run):
+    instance = run.instance
+    Effects(dispatches=[dispatch_for(instance, plan_for(instance.version), run)]).send_on_commit()
