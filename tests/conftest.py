@@ -1,6 +1,7 @@
 """Fixtures that run the real thing: a PostgreSQL test database, Redis, and `celery worker`
 processes started for the session (never eager mode)."""
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -43,19 +44,22 @@ class Workers:
         }
         self.procs = {}
 
-    def start(self, *, concurrency=2, queues="default"):
+    def start(self, *, concurrency=2, queues="default", env=None):
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        log = open(LOG_DIR / f"{name.split('@')[0]}.log", "w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "dacproject", "worker", "-l", "warning", "-c", str(concurrency),
-             "-n", name, "-Q", queues, "--without-gossip", "--without-mingle", "-E"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        proc = self.spawn(["worker", "-l", "warning", "-c", str(concurrency), "-n", name, "-Q", queues,
+                           "--without-gossip", "--without-mingle", "-E"], name.split("@")[0], env)
         hostname = name.replace("%h", os.uname().nodename)
         self.procs[hostname] = proc
         wait_until(lambda: self.ping(hostname), timeout=60, interval=0.5, message=f"worker {hostname} to answer")
         return hostname
+
+    def spawn(self, args, log_name, env=None):
+        """A `celery -A dacproject ...` process in its own session, so it can be killed whole."""
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = open(LOG_DIR / f"{log_name}.log", "w")
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "dacproject", *args], cwd=ROOT,
+                                env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
     def ping(self, hostname):
         from dacproject.celery import app
@@ -64,8 +68,8 @@ class Workers:
 
     def stop(self, hostname, *, kill=False):
         proc = self.procs.pop(hostname)
-        if kill:
-            proc.kill()
+        if kill:  # the main process and its pool children at once, as a crash would
+            os.killpg(proc.pid, signal.SIGKILL)
         else:
             proc.terminate()
         proc.wait(timeout=60)

@@ -1,20 +1,14 @@
 """Parking: a thousand instances waiting on approvals hold no worker and no broker message."""
 import pytest
-import redis
-from django.conf import settings
 
 from dacproject.celery import app
 from orchestration import engine
 from orchestration.models import StepRun, WorkflowInstance
-from tests.support.helpers import apply_spec, start, wait_until
+from tests.support.helpers import apply_spec, queue_length, start, wait_until
 
 pytestmark = pytest.mark.integration
 
 N = 1000
-
-
-def _queued_messages():
-    return redis.Redis.from_url(settings.REDIS_URL).llen("default")
 
 
 def test_a_thousand_parked_approvals_leave_two_worker_processes_idle_then_all_complete(live):
@@ -32,7 +26,7 @@ def test_a_thousand_parked_approvals_leave_two_worker_processes_idle_then_all_co
     inspector = app.control.inspect(destination=[live.default], timeout=2)
     assert inspector.active() == {live.default: []}
     assert inspector.reserved() == {live.default: []}
-    assert _queued_messages() == 0
+    assert queue_length("default") == 0
 
     for instance_id in ids:
         engine.step_decide(instance_id=instance_id, step_id="gate", approve=True, actor="approver")

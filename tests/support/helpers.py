@@ -51,3 +51,12 @@ def step(instance, step_id):
 def step_reaches(instance, step_id, status, *, timeout=30.0):
     return wait_until(lambda: StepRun.objects.filter(instance_id=instance.id, step_id=step_id, status=status).first(),
                       timeout=timeout, message=f"step {step_id} to be {status}")
+
+
+def queue_length(queue):
+    """Messages waiting in a Redis-backed Celery queue, over all its priority lists."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    return sum(client.llen(key) for key in client.scan_iter(match=f"{queue}*") if client.type(key) == b"list")
