@@ -134,8 +134,22 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "dacproject.api.StandardPagination",
+    "EXCEPTION_HANDLER": "dacproject.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
 }
-SPECTACULAR_SETTINGS = {"TITLE": "DAC API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DAC API",
+    "DESCRIPTION": "Register workflows, start and steer instances, decide parked approvals.",
+    "VERSION": "1.0.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "ENUM_NAME_OVERRIDES": {
+        "InstanceStatusEnum": "orchestration.states.InstanceStatus",
+        "StepStatusEnum": "orchestration.states.StepStatus",
+        "DefinitionStatusEnum": "registry.models.DefinitionStatus",
+    },
+}
+DAC_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("DAC_HEALTH_WORKER_TIMEOUT_SECONDS", default=1.0)
 
 # --- DAC engine ---------------------------------------------------------------------------
 DAC_ACTION_MODULES = env.list(

@@ -62,7 +62,11 @@ def instance_as_dict(instance, *, with_steps=True):
         "finished_at": _iso(instance.finished_at),
     }
     if with_steps:
-        order = {sid: i for i, sid in enumerate(s["id"] for s in instance.version.spec.get("steps") or [])}
-        runs = sorted(StepRun.objects.filter(instance=instance), key=lambda r: order.get(r.step_id, 0))
-        data["steps"] = [step_run_as_dict(r) for r in runs]
+        data["steps"] = [step_run_as_dict(r) for r in ordered_step_runs(instance)]
     return data
+
+
+def ordered_step_runs(instance):
+    """The instance's step runs in the order the definition lists its steps."""
+    order = {sid: i for i, sid in enumerate(s["id"] for s in instance.version.spec.get("steps") or [])}
+    return sorted(StepRun.objects.filter(instance=instance), key=lambda r: order.get(r.step_id, 0))

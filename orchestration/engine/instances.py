@@ -77,8 +77,8 @@ def _transition(instance, status, verb):
 @transaction.atomic
 def instance_pause(*, instance_id, actor):
     instance = _locked(instance_id)
-    if instance.failing:
-        raise Conflict("cannot pause an instance that is failing")
+    if instance.failing or instance.status == I.PAUSED:
+        raise Conflict(f"cannot pause an instance that is {'failing' if instance.failing else 'paused already'}")
     _transition(instance, I.PAUSED, "pause")
     instance.save()
     audit_record(actor=actor, verb="instance.pause", target_type="instance", target_id=instance.id)

@@ -1,0 +1,85 @@
+"""`/api/v1/instances/`: list, detail, and lifecycle actions that call the engine's services."""
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from . import engine, selectors
+from .serializers import DecisionSerializer, InstanceDetailSerializer, InstanceSerializer, StepRunSerializer
+from .states import InstanceStatus
+
+
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self):
+        p = self.request.query_params
+        status, parent = p.get("status"), p.get("parent")
+        if status and status not in InstanceStatus.values:
+            return selectors.instance_list().none()
+        try:
+            return selectors.instance_list(status=status, workflow=p.get("workflow"), parent=parent)
+        except (DjangoValidationError, ValueError):
+            return selectors.instance_list().none()
+
+    def get_object(self):
+        instance = selectors.instance_get(self.kwargs["pk"])
+        if instance is None:
+            raise NotFound(f"instance '{self.kwargs['pk']}' not found")
+        return instance
+
+    def get_serializer_class(self):
+        return InstanceSerializer if self.action == "list" else InstanceDetailSerializer
+
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, enum=InstanceStatus.values),
+        OpenApiParameter("workflow", str, description="workflow id"),
+        OpenApiParameter("parent", str, description="parent instance id"),
+    ])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def _lifecycle(self, service, pk):
+        instance = service(instance_id=self.get_object().id, actor=self.request.user)
+        return Response(InstanceDetailSerializer(selectors.instance_get(instance.id)).data)
+
+    @extend_schema(request=None, responses=InstanceDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        return self._lifecycle(engine.instance_pause, pk)
+
+    @extend_schema(request=None, responses=InstanceDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        return self._lifecycle(engine.instance_resume, pk)
+
+    @extend_schema(request=None, responses=InstanceDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, pk=None):
+        return self._lifecycle(engine.instance_terminate, pk)
+
+    @extend_schema(request=None, responses=InstanceDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        return self._lifecycle(engine.instance_retry, pk)
+
+    def _decide(self, request, approve):
+        body = DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = engine.step_decide(instance_id=self.get_object().id, step_id=body.validated_data["step"],
+                                 approve=approve, actor=request.user, comment=body.validated_data["comment"])
+        return Response(StepRunSerializer(run).data)
+
+    @extend_schema(request=DecisionSerializer, responses=StepRunSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        """Approve a step parked in waiting_approval: it runs."""
+        return self._decide(request, True)
+
+    @extend_schema(request=DecisionSerializer, responses=StepRunSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        """Reject a step parked in waiting_approval: it fails."""
+        return self._decide(request, False)

@@ -1,0 +1,84 @@
+"""`/api/v1/workflows/` and `/api/v1/blueprints/`: thin views over registry services."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ParseError
+from rest_framework.response import Response
+
+from orchestration import engine
+from orchestration.serializers import InstanceDetailSerializer
+
+from . import selectors, services
+from .serializers import ApplyReportSerializer, RunRequestSerializer, WorkflowDetailSerializer, WorkflowSerializer
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+DEFINITION_BODY = {"application/json": OpenApiTypes.OBJECT, "application/yaml": OpenApiTypes.STR}
+
+
+def definition_text(request):
+    """The raw body and its format: JSON unless the content type says YAML."""
+    content_type = (request.content_type or "").split(";")[0].strip().lower()
+    try:
+        text = request.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError("the body must be UTF-8 text") from exc
+    if not text.strip():
+        raise ParseError("the body is empty: send a workflow definition as JSON or YAML")
+    return text, ("yaml" if content_type in YAML_TYPES else "json")
+
+
+def apply_body(request, *, expect):
+    text, fmt = definition_text(request)
+    compiled = services.compile_source(text, file=f"<request body ({fmt})>", fmt=fmt)
+    if compiled.kind != expect:
+        raise ParseError(f"this body is a {compiled.kind}; send it to /api/v1/{compiled.kind}s/")
+    return services.definitions_apply(compiled=compiled, actor=request.user)
+
+
+class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_field = "key"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = r"[a-z0-9][a-z0-9_.-]{0,99}"
+
+    def get_queryset(self):
+        p = self.request.query_params
+        return selectors.definition_list(type=p.get("type"), tag=p.get("tag"), input=p.get("input"),
+                                         output=p.get("output"), trigger=p.get("trigger"))
+
+    def get_serializer_class(self):
+        return WorkflowSerializer if self.action == "list" else WorkflowDetailSerializer
+
+    @extend_schema(parameters=[OpenApiParameter(name, str, description=f"only workflows with this {name}")
+                               for name in ("type", "tag", "input", "output", "trigger")])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=DEFINITION_BODY, responses={201: WorkflowDetailSerializer, 200: WorkflowDetailSerializer})
+    def create(self, request):
+        """Register a workflow from a JSON or YAML body; an identical spec changes nothing (200)."""
+        report = apply_body(request, expect="workflow")
+        applied = report.workflows[0]
+        definition = selectors.definition_get(applied["id"])
+        return Response(WorkflowDetailSerializer(definition).data,
+                        status=status.HTTP_201_CREATED if applied["changed"] else status.HTTP_200_OK)
+
+    @extend_schema(request=RunRequestSerializer, responses={201: InstanceDetailSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request, id=None):
+        """Start an instance of the workflow's latest version."""
+        if selectors.definition_get(id) is None:
+            raise NotFound(f"workflow '{id}' is not registered")
+        body = RunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = engine.instance_start(workflow=id, context=body.validated_data["context"], actor=request.user,
+                                         priority=body.validated_data["priority"])
+        return Response(InstanceDetailSerializer(instance).data, status=status.HTTP_201_CREATED)
+
+
+class BlueprintViewSet(viewsets.ViewSet):
+    @extend_schema(request=DEFINITION_BODY, responses={200: ApplyReportSerializer})
+    def create(self, request):
+        """Apply a whole blueprint (DESIGN §3) in one transaction."""
+        report = apply_body(request, expect="blueprint")
+        return Response(ApplyReportSerializer(report.as_dict()).data)

@@ -1,0 +1,85 @@
+"""`/api/v1/instances/` (DESIGN §8): list, detail, lifecycle, and decisions on parked steps."""
+import json
+import uuid
+
+import pytest
+
+from governance.models import AuditEntry
+from orchestration.models import StepRun
+from tests.support.helpers import apply_spec, start
+
+GATED = {"id": "gated", "steps": [
+    {"id": "gate", "action": "echo", "approval": True, "with": {"v": 1}},
+    {"id": "after", "action": "noop", "depends_on": ["gate"]},
+]}
+
+
+@pytest.fixture
+def parked(db):
+    apply_spec(GATED)
+    return start("gated", {"k": 1})
+
+
+def post(api, url, body=None):
+    return api.post(url, data=json.dumps(body or {}), content_type="application/json")
+
+
+def test_list_with_filters(api, parked):
+    apply_spec({"id": "other", "steps": [{"id": "a", "action": "noop"}]})
+    start("other")
+    assert api.get("/api/v1/instances/").json()["count"] == 2
+    assert [i["id"] for i in api.get("/api/v1/instances/?workflow=gated").json()["results"]] == [str(parked.id)]
+    assert api.get("/api/v1/instances/?status=waiting").json()["count"] == 1
+    assert api.get("/api/v1/instances/?status=bogus").json()["count"] == 0
+    assert api.get("/api/v1/instances/?parent=not-a-uuid").json()["count"] == 0
+
+
+def test_detail_has_the_status_json_shape(api, parked):
+    body = api.get(f"/api/v1/instances/{parked.id}/").json()
+    assert set(body) == {"id", "workflow", "version", "status", "result", "error", "parent", "created_at",
+                         "started_at", "finished_at", "steps"}
+    assert body["steps"][0] == {"step_id": "gate", "status": "waiting_approval", "attempts": 0, "started_at": None,
+                                "finished_at": None, "output": None, "error": None}
+
+
+def test_unknown_instance_is_a_404(api, db):
+    assert api.get(f"/api/v1/instances/{uuid.uuid4()}/").status_code == 404
+    assert post(api, f"/api/v1/instances/{uuid.uuid4()}/pause/").status_code == 404
+
+
+def test_lifecycle_actions_and_conflicts(api, parked):
+    url = f"/api/v1/instances/{parked.id}"
+    assert post(api, f"{url}/pause/").json()["status"] == "paused"
+    conflict = post(api, f"{url}/pause/")
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "conflict"
+    assert post(api, f"{url}/resume/").json()["status"] == "waiting"
+    assert post(api, f"{url}/retry/").status_code == 409
+    assert post(api, f"{url}/terminate/").json()["status"] == "terminated"
+    assert post(api, f"{url}/resume/").status_code == 409
+    assert list(AuditEntry.objects.filter(actor_name="operator").values_list("verb", flat=True)) == [
+        "instance.pause", "instance.resume", "instance.terminate"]
+
+
+def test_approve_a_parked_step(api, parked):
+    response = post(api, f"/api/v1/instances/{parked.id}/approve/", {"step": "gate", "comment": "ship it"})
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert StepRun.objects.get(instance=parked, step_id="gate").approved_by == "operator"
+    assert AuditEntry.objects.get(verb="step.approve").details == {"comment": "ship it"}
+
+
+def test_reject_a_parked_step_fails_it(api, parked):
+    response = post(api, f"/api/v1/instances/{parked.id}/reject/", {"step": "gate"})
+    assert response.json()["status"] == "failed"
+    assert api.get(f"/api/v1/instances/{parked.id}/").json()["status"] == "failed"
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({}, 400, "invalid"), ({"step": "nope"}, 404, "not_found"), ({"step": "after"}, 409, "conflict"),
+    ({"step": ["gate"]}, 400, "invalid"),
+])
+def test_bad_decisions_are_4xx_and_change_nothing(api, parked, body, status, code):
+    response = post(api, f"/api/v1/instances/{parked.id}/approve/", body)
+    assert response.status_code == status and response.json()["error"]["code"] == code
+    assert StepRun.objects.get(instance=parked, step_id="gate").status == "waiting_approval"
+    assert not AuditEntry.objects.filter(verb__startswith="step.").exists()
