@@ -43,7 +43,7 @@ class WorkflowInstance(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.definition_id}:{self.id}"
+        return str(self.id)
 
     @property
     def workflow_key(self):
