@@ -113,7 +113,11 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# "sent" events cost a Redis write per publish; Flower works without them.
+CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
+# Keep worker database connections across tasks (Celery's Django fixup otherwise reconnects for
+# every task); orchestration.apps drops unusable or old ones around each task instead.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dac-sweep-timeouts": {
@@ -179,3 +183,6 @@ DAC_HEARTBEAT_STALE_SECONDS = env.float("DAC_HEARTBEAT_STALE_SECONDS", default=3
 # A step `ready` this long without being claimed is assumed lost (e.g. Redis flushed) and sent
 # again. Worst-case recovery = this + DAC_RECONCILE_INTERVAL_SECONDS (default 10 + 5 = 15 s).
 DAC_RECONCILE_READY_AFTER_SECONDS = env.float("DAC_RECONCILE_READY_AFTER_SECONDS", default=10.0)
+# A task that finishes a step runs a plain successor inline (no broker trip) for this long at
+# most; past it, successors go back through the queue so long chains cannot hog a process.
+DAC_INLINE_BUDGET_SECONDS = env.float("DAC_INLINE_BUDGET_SECONDS", default=1.0)

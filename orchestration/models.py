@@ -77,7 +77,11 @@ class StepRun(models.Model):
     class Meta:
         ordering = ["instance_id", "id"]
         constraints = [models.UniqueConstraint(fields=["instance", "step_id"], name="uniq_instance_step")]
-        indexes = [models.Index(fields=["status", "heartbeat_at"], name="steprun_status_heartbeat")]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="steprun_status_heartbeat"),
+            # The steps a task holds: how a redelivered message finds the step it continued into.
+            models.Index(fields=["task_id"], condition=models.Q(status="running"), name="steprun_running_task"),
+        ]
 
     def __str__(self):
         return f"{self.instance_id}/{self.step_id}"

@@ -3,7 +3,10 @@
 A task never waits on another: parked steps live in the database and are resumed by the
 decision, event or timer that frees them.
 """
+import time
+
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from . import engine
@@ -20,14 +23,28 @@ DB_RETRY = {
 
 @shared_task(bind=True, ignore_result=True, **DB_RETRY)
 def run_step(self, step_run_id, attempt):
-    """Run attempt `attempt` (absolute number) of a step."""
-    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id,
-                              worker=self.request.hostname or "")
-    if claim is None:
-        return
-    retry_in = engine.step_attempt_finish(claim=claim, outcome=run_attempt(claim))
-    if retry_in is not None:
-        raise self.retry(args=(step_run_id, attempt + 1), countdown=retry_in, max_retries=None)
+    """Run attempt `attempt` (absolute number) of a step, then any plain successor it made
+    ready on this queue, inline, while the task stays within its time budget."""
+    worker = self.request.hostname or ""
+    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id, worker=worker)
+    started = time.monotonic()
+    while claim is not None:
+        finish = engine.step_attempt_finish(
+            claim=claim, outcome=run_attempt(claim), task_id=self.request.id, worker=worker,
+            continue_on_queue=_inline_queue(self.request, started),
+        )
+        if finish.retry_in is not None:
+            raise self.retry(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
+                             max_retries=None)
+        claim = finish.next_claim
+
+
+def _inline_queue(request, started):
+    """The queue to continue on inline, or None: never under a task time limit (it would span
+    several steps) and never past DAC_INLINE_BUDGET_SECONDS, so long runs go back to the queue."""
+    if any(request.timelimit or ()) or time.monotonic() - started > settings.DAC_INLINE_BUDGET_SECONDS:
+        return None
+    return (request.delivery_info or {}).get("routing_key") or settings.CELERY_TASK_DEFAULT_QUEUE
 
 
 @shared_task(bind=True, **DB_RETRY)

@@ -45,7 +45,16 @@ def advance(instance, plan, effects):
     elif instance.status != I.PAUSED:
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
-    instance.save()
+    save_state(instance)
+
+
+# The instance columns the engine changes; saving only these keeps a big context out of every write.
+ENGINE_FIELDS = ["status", "result", "error", "failing", "compensation_started", "completion_count",
+                 "deadline_at", "finished_at", "updated_at"]
+
+
+def save_state(instance):
+    instance.save(update_fields=ENGINE_FIELDS)
 
 
 def dispatch_for(instance, plan, run):
@@ -91,14 +100,14 @@ def _advance_failing(instance, runs, plan, effects):
         status=S.CANCELLED, finished_at=timezone.now()
     )
     if StepRun.objects.filter(instance=instance, status=S.RUNNING).exists():
-        instance.save()
+        save_state(instance)
         return
     if not instance.compensation_started:
         instance.compensation_started = True
         to_compensate = pending_compensations(instance, plan)
         if to_compensate:
             effects.compensation = (instance.id, to_compensate)
-            instance.save()
+            save_state(instance)
             return
     finish_failed(instance)
 
@@ -112,7 +121,7 @@ def pending_compensations(instance, plan):
 def finish_failed(instance):
     set_instance_status(instance, I.FAILED)
     instance.finished_at = timezone.now()
-    instance.save()
+    save_state(instance)
 
 
 def _resolve_pending(instance, plan, runs):

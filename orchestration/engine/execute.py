@@ -1,6 +1,7 @@
 """Running one claimed attempt's action, outside any transaction, into an Outcome."""
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -18,7 +19,7 @@ from orchestration.actions import registry as actions
 from orchestration.models import StepItem, StepRun
 from orchestration.states import StepStatus
 
-from .plan import plan_for
+from .plan import plan_for_version_id
 from .scope import build_scope, mask, run_outputs
 
 logger = logging.getLogger(__name__)
@@ -171,27 +172,47 @@ def _heartbeat_fn(claim):
     return beat
 
 
-@contextmanager
-def _beating(claim):
-    """Keep the attempt's heartbeat fresh from a side thread while its action runs, so a long
-    step is never mistaken for one whose worker died."""
-    stop = threading.Event()
+class _Beater:
+    """One thread per worker process keeps the heartbeat of whatever attempts run in it fresh,
+    so a long step is never mistaken for one whose worker died."""
 
-    def loop():
+    def __init__(self):
+        self._held = {}
+        self._guard = threading.Lock()
+        self._pid = None
+
+    @contextmanager
+    def beating(self, claim):
+        self._ensure_thread()
+        key = (claim.step_run_id, claim.item_index, claim.attempt)
+        with self._guard:
+            self._held[key] = claim
         try:
-            while not stop.wait(settings.DAC_HEARTBEAT_INTERVAL_SECONDS):
-                _held_attempt(claim).update(heartbeat_at=timezone.now())
-        except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
-            logger.warning("heartbeat for step run %s failed", claim.step_run_id, exc_info=True)
+            yield
         finally:
-            connection.close()  # this thread's own connection
+            with self._guard:
+                self._held.pop(key, None)
 
-    thread = threading.Thread(target=loop, name=f"heartbeat-{claim.step_run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
+    def _ensure_thread(self):
+        if self._pid != os.getpid():  # a forked pool process needs its own thread
+            self._pid = os.getpid()
+            threading.Thread(target=self._loop, name="dac-heartbeat", daemon=True).start()
+
+    def _loop(self):
+        while True:
+            time.sleep(settings.DAC_HEARTBEAT_INTERVAL_SECONDS)
+            with self._guard:
+                claims = list(self._held.values())
+            for claim in claims:
+                try:
+                    _held_attempt(claim).update(heartbeat_at=timezone.now())
+                except Exception:  # noqa: BLE001 - a missed beat is retried at the next interval
+                    logger.warning("heartbeat for step run %s failed", claim.step_run_id, exc_info=True)
+                    connection.close()
+
+
+_beater = _Beater()
+_beating = _beater.beating
 
 
 def run_compensation(step_run_id):
@@ -201,7 +222,7 @@ def run_compensation(step_run_id):
         return None  # already compensated: a redelivered message
     instance = run.instance
 
-    plan = plan_for(instance.version)
+    plan = plan_for_version_id(instance.version_id)
     step = plan.steps[run.step_id]
     runs = run_outputs(instance.id)
     scope = build_scope(instance=instance, workflow=plan.spec["id"], runs=runs)

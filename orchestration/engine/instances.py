@@ -22,7 +22,7 @@ from registry.spec import spec_sha256
 from .advance import advance, dispatch_for, finish_failed, set_instance_status
 from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
-from .plan import plan_for
+from .plan import plan_for, plan_for_version_id
 from .steps import lock_instance
 
 
@@ -91,7 +91,7 @@ def instance_resume(*, instance_id, actor):
     if instance.status != I.PAUSED:
         raise Conflict(f"cannot resume an instance that is {instance.status}")
     _transition(instance, I.RUNNING, "resume")
-    plan = plan_for(instance.version)
+    plan = plan_for_version_id(instance.version_id)
     effects = Effects()
     # Steps that became ready while paused (or whose message was refused) go out now; a
     # message still queued from before claims nothing, as its attempt number is taken.
@@ -161,7 +161,7 @@ def instance_retry(*, instance_id, actor):
     instance = _locked(instance_id)
     if instance.status not in (I.FAILED, I.TIMED_OUT):
         raise Conflict(f"cannot retry an instance that is {instance.status}; only failed or timed-out ones")
-    plan = plan_for(instance.version)
+    plan = plan_for_version_id(instance.version_id)
     runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance)}
     again = {sid for sid, r in runs.items() if r.status in (S.FAILED, S.CANCELLED, S.COMPENSATED)}
     again |= plan.downstream(again)
@@ -193,7 +193,7 @@ def step_decide(*, instance_id, step_id, approve, actor, comment=""):
         raise Conflict(f"step '{step_id}' is {run.status}, not waiting for approval")
     _, name = actor_parts(actor)
     run.approved_by, run.decision_comment = name, comment or ""
-    plan = plan_for(instance.version)
+    plan = plan_for_version_id(instance.version_id)
     effects = Effects()
     if approve:
         run.status, run.ready_at = S.READY, timezone.now()

@@ -59,3 +59,13 @@ def plan_for(version):
             _CACHE.clear()
         plan = _CACHE[version.id] = build_plan(version.id, version.spec)
     return plan
+
+
+def plan_for_version_id(version_id):
+    """The Plan of a version by id, loading the version only when it is not cached."""
+    plan = _CACHE.get(version_id)
+    if plan is None:
+        from registry.models import WorkflowVersion
+
+        plan = plan_for(WorkflowVersion.objects.only("id", "spec").get(id=version_id))
+    return plan

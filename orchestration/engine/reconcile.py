@@ -17,7 +17,7 @@ from orchestration.states import StepStatus as S
 
 from .advance import dispatch_for, pending_compensations
 from .effects import Effects
-from .plan import plan_for
+from .plan import plan_for_version_id
 from .steps import items_join
 
 ACTIVE = (I.RUNNING, I.WAITING)
@@ -118,7 +118,8 @@ def _resume_compensation(cutoff, limit):
             if not WorkflowInstance.objects.filter(id=instance.id, updated_at=instance.updated_at).update(
                     updated_at=timezone.now()):
                 continue
-            effects = Effects(compensation=(instance.id, pending_compensations(instance, plan_for(instance.version))))
+            plan = plan_for_version_id(instance.version_id)
+            effects = Effects(compensation=(instance.id, pending_compensations(instance, plan)))
             effects.send_on_commit()
         count += 1
     return count
@@ -126,4 +127,4 @@ def _resume_compensation(cutoff, limit):
 
 def _dispatch_run(run):
     instance = run.instance
-    Effects(dispatches=[dispatch_for(instance, plan_for(instance.version), run)]).send_on_commit()
+    Effects(dispatches=[dispatch_for(instance, plan_for_version_id(instance.version_id), run)]).send_on_commit()

@@ -1,4 +1,5 @@
 """What templates see (DESIGN §2), and masking of secret values before anything is stored."""
+import functools
 import os
 
 from django.conf import settings
@@ -13,9 +14,11 @@ def secret_value(name):
     return os.environ.get(f"{settings.DAC_SECRETS_ENV_PREFIX}{name}")
 
 
+@functools.lru_cache(maxsize=1)
 def configured_secret_values():
+    """Every configured secret value (read once per process: the environment is fixed)."""
     prefix = settings.DAC_SECRETS_ENV_PREFIX
-    return [v for k, v in os.environ.items() if k.startswith(prefix) and len(v) >= 3]
+    return tuple(v for k, v in os.environ.items() if k.startswith(prefix) and len(v) >= 3)
 
 
 def build_scope(*, instance, workflow, runs, item=None, index=None):

@@ -3,6 +3,8 @@
 Claims are conditional updates, so a duplicated or stale message claims nothing; every
 outcome is applied under the instance row lock, and only by the attempt that holds the step.
 """
+from dataclasses import dataclass
+
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce
@@ -14,9 +16,10 @@ from orchestration.states import StepStatus as S
 
 from .advance import advance
 from .backoff import retry_delay
+from .claims import step_claim
 from .effects import Effects
 from .execute import Claim
-from .plan import plan_for
+from .plan import plan_for_version_id
 from .scope import run_outputs
 
 ACTIVE_FOR_WORK = (I.RUNNING, I.WAITING)
@@ -25,36 +28,12 @@ RETRYABLE = (I.RUNNING, I.WAITING, I.PAUSED)
 
 
 def lock_instance(instance_id):
-    return (
-        WorkflowInstance.objects.select_for_update(of=("self",))
-        .select_related("version", "definition")
-        .get(id=instance_id)
-    )
+    """The instance row, locked for this transaction: every outcome is applied under it."""
+    return WorkflowInstance.objects.select_for_update().get(id=instance_id)
 
 
 def _instance_accepts_work(instance_id):
     return WorkflowInstance.objects.filter(id=instance_id, status__in=ACTIVE_FOR_WORK, failing=False).exists()
-
-
-def step_claim(*, step_run_id, attempt, task_id, worker):
-    """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
-
-    A redelivery of the same message (same task id) may take its running attempt again.
-    """
-    run = StepRun.objects.filter(id=step_run_id).values("instance_id", "attempt_base").first()
-    if run is None or not _instance_accepts_work(run["instance_id"]):
-        return None
-    now = timezone.now()
-    claimed = (
-        StepRun.objects.filter(id=step_run_id)
-        .filter(Q(status=S.READY, attempts=attempt - 1) | Q(status=S.RUNNING, attempts=attempt, task_id=task_id))
-        .update(status=S.RUNNING, attempts=attempt, task_id=task_id, worker=worker, heartbeat_at=now,
-                started_at=Coalesce("started_at", now))
-    )
-    if not claimed:
-        return None
-    _attempt_begin(step_run_id, None, attempt, worker, task_id, now)
-    return _load_claim(step_run_id, run["instance_id"], attempt, run["attempt_base"])
 
 
 def item_claim(*, step_run_id, index, attempt, task_id, worker):
@@ -81,11 +60,11 @@ def item_claim(*, step_run_id, index, attempt, task_id, worker):
 
 
 def _load_claim(step_run_id, instance_id, attempt, attempt_base):
-    instance = WorkflowInstance.objects.select_related("version", "definition").get(id=instance_id)
-    runs = run_outputs(instance_id)
+    instance = WorkflowInstance.objects.only("id", "context", "parent_id", "version_id").get(id=instance_id)
     step_id = StepRun.objects.filter(id=step_run_id).values_list("step_id", flat=True).get()
     return Claim(step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempt,
-                 attempt_base=attempt_base, plan=plan_for(instance.version), instance=instance, runs=runs)
+                 attempt_base=attempt_base, plan=plan_for_version_id(instance.version_id), instance=instance,
+                 runs=run_outputs(instance_id))
 
 
 def _attempt_begin(step_run_id, item_index, number, worker, task_id, now):
@@ -113,22 +92,32 @@ def _retry_in(claim, used_attempts):
     return retry_delay(policy, used_attempts)
 
 
+@dataclass(frozen=True)
+class Finish:
+    """What the task does next: retry after `retry_in` seconds, run `next_claim` inline, or stop."""
+
+    retry_in: float | None = None
+    next_claim: Claim | None = None
+
+
 @transaction.atomic
-def step_attempt_finish(*, claim, outcome):
-    """Apply a finished attempt; returns the retry countdown in seconds, or None."""
+def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_queue=None):
+    """Apply a finished attempt under the instance lock.
+
+    With `continue_on_queue`, one plain step that this completion made ready on that queue is
+    claimed for the calling task in the same transaction, saving it a trip through the broker.
+    """
     instance = lock_instance(claim.instance_id)
     _attempt_end(claim, outcome)
     holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
     now = timezone.now()
-    effects = Effects()
-    retry_in = None
     if outcome.ok:
         instance.completion_count += 1
         if not StepRun.objects.filter(holds_step).update(
             status=S.COMPLETED, output=outcome.output, error=None, finished_at=now,
             completed_seq=instance.completion_count,
         ):
-            return None  # a duplicate delivery already finished this attempt
+            return Finish()  # a duplicate delivery already finished this attempt
         _record_events(instance, claim, outcome)
     else:
         retryable = instance.status in RETRYABLE and not instance.failing
@@ -137,14 +126,26 @@ def step_attempt_finish(*, claim, outcome):
             changed = StepRun.objects.filter(holds_step).update(
                 status=S.READY, error=outcome.error, ready_at=now + timezone.timedelta(seconds=retry_in)
             )
-        else:
-            changed = StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now)
-        if not changed:
-            return None
-    if retry_in is None:
-        advance(instance, claim.plan, effects)
-        effects.send_on_commit()
-    return retry_in
+            return Finish(retry_in=retry_in) if changed else Finish()
+        if not StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now):
+            return Finish()
+    effects = Effects()
+    advance(instance, claim.plan, effects)
+    next_claim = _continue_inline(effects, continue_on_queue, task_id, worker) if continue_on_queue else None
+    effects.send_on_commit()
+    return Finish(next_claim=next_claim)
+
+
+def _continue_inline(effects, queue, task_id, worker):
+    """Claim one newly ready plain step (no time limit of its own) for the running task."""
+    for dispatch in effects.dispatches:
+        if dispatch.items is None and dispatch.queue == queue and not dispatch.timeout_seconds:
+            next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=task_id,
+                                    worker=worker)
+            if next_claim is not None:
+                effects.dispatches.remove(dispatch)
+            return next_claim
+    return None
 
 
 @transaction.atomic
@@ -186,7 +187,7 @@ def items_join(*, step_run_id):
         run.status, run.output, run.completed_seq = S.COMPLETED, [i.output for i in items], instance.completion_count
     run.save()
     effects = Effects()
-    advance(instance, plan_for(instance.version), effects)
+    advance(instance, plan_for_version_id(instance.version_id), effects)
     effects.send_on_commit()
 
 

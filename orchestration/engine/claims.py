@@ -1,0 +1,92 @@
+"""Claiming an attempt: one conditional statement that also records the attempt.
+
+This is the engine's hottest path, so it is one round trip of plain SQL: the step moves to
+`running` only if it is `ready` at the expected attempt (or is being redelivered to the task
+that holds it), only while its instance accepts work, and the attempt row is written by the
+same statement.
+"""
+import json
+from dataclasses import dataclass
+
+from django.db import connection
+
+from orchestration.models import StepAttempt, StepRun, WorkflowInstance
+
+from .execute import Claim
+from .plan import plan_for_version_id
+from .scope import run_outputs
+
+_STEP = StepRun._meta.db_table
+_INSTANCE = WorkflowInstance._meta.db_table
+_ATTEMPT = StepAttempt._meta.db_table
+
+_CLAIM_SQL = f"""
+WITH claimed AS (
+    UPDATE {_STEP} AS s
+       SET status = 'running', attempts = %(attempt)s, task_id = %(task_id)s, worker = %(worker)s,
+           heartbeat_at = now(), started_at = COALESCE(s.started_at, now())
+      FROM {_INSTANCE} AS i
+     WHERE {{target}} AND i.id = s.instance_id
+       AND i.status IN ('running', 'waiting') AND NOT i.failing
+     RETURNING s.id, s.instance_id, s.step_id, s.attempts, s.attempt_base, i.version_id, i.context, i.parent_id
+), recorded AS (
+    INSERT INTO {_ATTEMPT} (step_run_id, item_index, number, status, worker, task_id, started_at,
+                            error_type, error_message, traceback, tokens_in, tokens_out, cost_usd, model)
+    SELECT id, NULL, attempts, 'running', %(worker)s, %(task_id)s, now(), '', '', '', 0, 0, 0, ''
+      FROM claimed
+    ON CONFLICT ON CONSTRAINT uniq_step_attempt
+       DO UPDATE SET worker = EXCLUDED.worker, task_id = EXCLUDED.task_id, started_at = EXCLUDED.started_at,
+                     status = 'running'
+)
+SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id FROM claimed
+"""
+# Attempt n of this step: it is ready after attempt n-1, or this very message is redelivered.
+_THIS_STEP = """s.id = %(id)s AND ((s.status = 'ready' AND s.attempts = %(attempt)s - 1)
+                 OR (s.status = 'running' AND s.attempts = %(attempt)s AND s.task_id = %(task_id)s))"""
+# A step this task took on inline, when its message is redelivered after the worker died.
+_CONTINUED_BY_TASK = "s.id = %(id)s AND s.status = 'running' AND s.task_id = %(task_id)s AND s.attempts = %(attempt)s"
+_CONTINUED_SQL = f"SELECT id, attempts FROM {_STEP} WHERE task_id = %(task_id)s AND status = 'running' LIMIT 1"
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """What a running attempt needs of its instance (templates read these)."""
+
+    id: object
+    context: dict
+    parent_id: object
+
+
+def step_claim(*, step_run_id, attempt, task_id, worker):
+    """Take attempt `attempt` of a step for this task; None if it is not this task's to run."""
+    row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
+    if row is None:
+        row = _reclaim_continued(task_id, worker)
+    return _claim_from_row(row) if row else None
+
+
+def _reclaim_continued(task_id, worker):
+    """After a crash, this message's redelivery resumes the step it had continued into."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTINUED_SQL, {"task_id": task_id})
+        held = cursor.fetchone()
+    if held is None:
+        return None
+    return _claim(_CONTINUED_BY_TASK, id=held[0], attempt=held[1], task_id=task_id, worker=worker)
+
+
+def _claim(target, **params):
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(target=target), params)
+        return cursor.fetchone()
+
+
+def _claim_from_row(row):
+    step_run_id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id = row
+    if isinstance(context, str):  # Django leaves jsonb undecoded on its connections
+        context = json.loads(context)
+    return Claim(
+        step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempts,
+        attempt_base=attempt_base, plan=plan_for_version_id(version_id),
+        instance=InstanceView(instance_id, context or {}, parent_id), runs=run_outputs(instance_id),
+    )
