@@ -25,11 +25,19 @@ from orchestration.states import (
 from .scope import build_scope
 
 
+# What advancing reads of each step run (its timestamps are written, never read, here).
+RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
+                    "item_count", "completed_seq")
+
+
 def advance(instance, plan, effects):
-    """Resolve what can move, dispatch what became ready, finish the instance when done."""
+    """Resolve what can move, dispatch what became ready, finish the instance when done.
+
+    Returns the step runs as it left them ({step_id: StepRun}), or None for a finished instance.
+    """
     if instance.status in (I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT):
-        return
-    runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance)}
+        return None
+    runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
     ready = [] if instance.failing else _resolve_pending(instance, plan, runs)
     if not instance.failing:
         failed = _first_blocking_failure(plan, runs)
@@ -37,7 +45,7 @@ def advance(instance, plan, effects):
             _start_failing(instance, failed)
     if instance.failing:
         _advance_failing(instance, runs, plan, effects)
-        return
+        return runs
     if instance.status != I.PAUSED:
         effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready)
     if all(r.status in STEP_TERMINAL for r in runs.values()):
@@ -46,6 +54,7 @@ def advance(instance, plan, effects):
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
     save_state(instance)
+    return runs
 
 
 # The instance columns the engine changes; saving only these keeps a big context out of every write.

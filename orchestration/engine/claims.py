@@ -57,12 +57,16 @@ class InstanceView:
     parent_id: object
 
 
-def step_claim(*, step_run_id, attempt, task_id, worker):
-    """Take attempt `attempt` of a step for this task; None if it is not this task's to run."""
+def step_claim(*, step_run_id, attempt, task_id, worker, runs=None):
+    """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
+
+    `runs` ({step_id: (status, output)}) saves reading the instance's outputs again when the
+    caller has just read them under the instance lock.
+    """
     row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
     if row is None:
         row = _reclaim_continued(task_id, worker)
-    return _claim_from_row(row) if row else None
+    return _claim_from_row(row, runs) if row else None
 
 
 def _reclaim_continued(task_id, worker):
@@ -81,12 +85,42 @@ def _claim(target, **params):
         return cursor.fetchone()
 
 
-def _claim_from_row(row):
+def _claim_from_row(row, runs=None):
     step_run_id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id = row
     if isinstance(context, str):  # Django leaves jsonb undecoded on its connections
         context = json.loads(context)
     return Claim(
         step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempts,
         attempt_base=attempt_base, plan=plan_for_version_id(version_id),
-        instance=InstanceView(instance_id, context or {}, parent_id), runs=run_outputs(instance_id),
+        instance=InstanceView(instance_id, context or {}, parent_id),
+        runs=run_outputs(instance_id) if runs is None else runs,
     )
+
+
+_COMPLETE_SQL = f"""
+WITH attempt AS (
+    UPDATE {_ATTEMPT}
+       SET status = 'succeeded', finished_at = now(), inputs = %(inputs)s::jsonb, output = %(output)s::jsonb,
+           tokens_in = %(tokens_in)s, tokens_out = %(tokens_out)s, cost_usd = %(cost_usd)s, model = %(model)s
+     WHERE step_run_id = %(id)s AND item_index IS NULL AND number = %(attempt)s
+)
+UPDATE {_STEP}
+   SET status = 'completed', output = %(output)s::jsonb, error = NULL, finished_at = now(),
+       completed_seq = %(seq)s
+ WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+"""
+
+
+def step_complete(*, claim, outcome, seq):
+    """Record a succeeded attempt and complete its step, in one statement; False if this attempt
+    no longer holds the step (a duplicate delivery finished it first)."""
+    usage = outcome.usage
+    params = {
+        "id": claim.step_run_id, "attempt": claim.attempt, "seq": seq,
+        "inputs": json.dumps(outcome.inputs), "output": json.dumps(outcome.output),
+        "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "cost_usd": usage.cost_usd,
+        "model": usage.model,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_COMPLETE_SQL, params)
+        return cursor.rowcount == 1

@@ -16,7 +16,7 @@ from orchestration.states import StepStatus as S
 
 from .advance import advance
 from .backoff import retry_delay
-from .claims import step_claim
+from .claims import step_claim, step_complete
 from .effects import Effects
 from .execute import Claim
 from .plan import plan_for_version_id
@@ -108,18 +108,15 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
     claimed for the calling task in the same transaction, saving it a trip through the broker.
     """
     instance = lock_instance(claim.instance_id)
-    _attempt_end(claim, outcome)
     holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
     now = timezone.now()
     if outcome.ok:
         instance.completion_count += 1
-        if not StepRun.objects.filter(holds_step).update(
-            status=S.COMPLETED, output=outcome.output, error=None, finished_at=now,
-            completed_seq=instance.completion_count,
-        ):
+        if not step_complete(claim=claim, outcome=outcome, seq=instance.completion_count):
             return Finish()  # a duplicate delivery already finished this attempt
         _record_events(instance, claim, outcome)
     else:
+        _attempt_end(claim, outcome)
         retryable = instance.status in RETRYABLE and not instance.failing
         retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
         if retry_in is not None:
@@ -130,18 +127,21 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         if not StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now):
             return Finish()
     effects = Effects()
-    advance(instance, claim.plan, effects)
-    next_claim = _continue_inline(effects, continue_on_queue, task_id, worker) if continue_on_queue else None
+    runs = advance(instance, claim.plan, effects)
+    next_claim = None
+    if continue_on_queue and runs:
+        next_claim = _continue_inline(effects, continue_on_queue, task_id, worker, runs)
     effects.send_on_commit()
     return Finish(next_claim=next_claim)
 
 
-def _continue_inline(effects, queue, task_id, worker):
+def _continue_inline(effects, queue, task_id, worker, runs):
     """Claim one newly ready plain step (no time limit of its own) for the running task."""
     for dispatch in effects.dispatches:
         if dispatch.items is None and dispatch.queue == queue and not dispatch.timeout_seconds:
+            outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
             next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=task_id,
-                                    worker=worker)
+                                    worker=worker, runs=outputs)
             if next_claim is not None:
                 effects.dispatches.remove(dispatch)
             return next_claim
