@@ -98,3 +98,12 @@ def _workers():
     if not replies:
         raise RuntimeError("no worker answered")
     return f"{len(replies)} worker(s)"
+
+
+def query_filters(request, names):
+    """The named query parameters; a NUL character in one is a 400, not a database error."""
+    values = {name: request.query_params.get(name) for name in names}
+    bad = [name for name, value in values.items() if value and "\x00" in value]
+    if bad:
+        raise exceptions.ValidationError({name: ["must not contain a NUL character"] for name in bad})
+    return values

@@ -82,12 +82,10 @@ class ListColumnsChangeList(ChangeList):
         return queryset.defer(*self.model_admin.list_deferred_fields)
 
 
-class ReadOnlyModelAdmin(admin.ModelAdmin):
-    """A view-only console page: state is changed by services (API, CLI, console actions), never by a form."""
+class ViewOnly:
+    """No add, change or delete through a form: state changes only through services."""
 
-    list_deferred_fields = ()
-
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
@@ -95,6 +93,13 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyModelAdmin(ViewOnly, admin.ModelAdmin):
+    """A view-only console page: state is changed by services (API, CLI, console actions), never by a form."""
+
+    list_deferred_fields = ()
+
 
     def get_readonly_fields(self, request, obj=None):
         if self.fieldsets:
@@ -105,7 +110,7 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
         return ListColumnsChangeList if self.list_deferred_fields else super().get_changelist(request, **kwargs)
 
 
-class ReadOnlyTabularInline(admin.TabularInline):
+class ReadOnlyTabularInline(ViewOnly, admin.TabularInline):
     """Related rows shown on a console page, view-only."""
 
     extra = 0
@@ -113,14 +118,6 @@ class ReadOnlyTabularInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return self.fields or [field.name for field in self.model._meta.fields]

@@ -91,7 +91,23 @@ class InstanceActionForm(ActionForm):
     )
 
 
-class StepRunInline(ReadOnlyTabularInline):
+class RunColumns:
+    """Columns shared by pages of things that run: step runs, foreach items, attempts."""
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run):
+        return status_badge(run.status)
+
+    @admin.display(description="duration")
+    def duration(self, run):
+        return format_duration(getattr(run, "started_at", None), getattr(run, "finished_at", None))
+
+    @admin.display(description="error")
+    def error_summary(self, run):
+        return _error_summary(run.error)
+
+
+class StepRunInline(RunColumns, ReadOnlyTabularInline):
     model = StepRun
     fields = ("step_id", "status_badge", "attempts", "started_at", "finished_at", "duration", "error_summary",
               "approved_by", "decision_comment")
@@ -100,17 +116,6 @@ class StepRunInline(ReadOnlyTabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).defer("output")
 
-    @admin.display(description="status")
-    def status_badge(self, run):
-        return status_badge(run.status)
-
-    @admin.display(description="duration")
-    def duration(self, run):
-        return format_duration(run.started_at, run.finished_at)
-
-    @admin.display(description="error")
-    def error_summary(self, run):
-        return _error_summary(run.error)
 
 
 def _error_summary(error):
@@ -325,27 +330,19 @@ class StepAttemptInline(ReadOnlyTabularInline):
         return super().get_queryset(request).defer("inputs", "output", "traceback")
 
 
-class StepItemInline(ReadOnlyTabularInline):
+class StepItemInline(RunColumns, ReadOnlyTabularInline):
     model = StepItem
     fields = ("index", "status_badge", "attempts", "item_summary", "error_summary")
     show_change_link = False
     verbose_name_plural = "foreach items"
 
-    @admin.display(description="status")
-    def status_badge(self, item):
-        return status_badge(item.status)
-
     @admin.display(description="item")
     def item_summary(self, item):
         return short_json(item.item)
 
-    @admin.display(description="error")
-    def error_summary(self, item):
-        return _error_summary(item.error)
-
 
 @admin.register(StepRun)
-class StepRunAdmin(ReadOnlyModelAdmin):
+class StepRunAdmin(RunColumns, ReadOnlyModelAdmin):
     list_display = ("step_id", "instance", "workflow_key", "status_badge", "attempts", "started_at",
                     "finished_at", "duration", "error_summary")
     list_display_links = ("step_id",)
@@ -380,17 +377,6 @@ class StepRunAdmin(ReadOnlyModelAdmin):
     def workflow_key(self, run):
         return run.instance.definition.key
 
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, run):
-        return status_badge(run.status)
-
-    @admin.display(description="duration")
-    def duration(self, run):
-        return format_duration(run.started_at, run.finished_at)
-
-    @admin.display(description="error")
-    def error_summary(self, run):
-        return _error_summary(run.error)
 
     @admin.display(description="output")
     def output_json(self, run):
@@ -402,7 +388,7 @@ class StepRunAdmin(ReadOnlyModelAdmin):
 
 
 @admin.register(StepAttempt)
-class StepAttemptAdmin(ReadOnlyModelAdmin):
+class StepAttemptAdmin(RunColumns, ReadOnlyModelAdmin):
     list_display = ("__str__", "workflow_key", "step_id", "item_index", "number", "status", "worker",
                     "started_at", "finished_at", "error_type", "tokens_in", "tokens_out", "cost_usd")
     list_filter = ("status", "model")
@@ -443,9 +429,6 @@ class StepAttemptAdmin(ReadOnlyModelAdmin):
     def instance_link(self, attempt):
         return _instance_link(attempt.step_run.instance_id)
 
-    @admin.display(description="duration")
-    def duration(self, attempt):
-        return format_duration(attempt.started_at, attempt.finished_at)
 
     @admin.display(description="inputs")
     def inputs_json(self, attempt):

@@ -6,6 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from dacproject.api import query_filters
+
 from . import engine, selectors
 from .serializers import DecisionSerializer, InstanceDetailSerializer, InstanceSerializer, StepRunSerializer
 from .states import InstanceStatus
@@ -15,12 +17,11 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
 
     def get_queryset(self):
-        p = self.request.query_params
-        status, parent = p.get("status"), p.get("parent")
-        if status and status not in InstanceStatus.values:
+        filters = query_filters(self.request, ("status", "workflow", "parent"))
+        if filters["status"] and filters["status"] not in InstanceStatus.values:
             return selectors.instance_list().none()
         try:
-            return selectors.instance_list(status=status, workflow=p.get("workflow"), parent=parent)
+            return selectors.instance_list(**filters)
         except (DjangoValidationError, ValueError):
             return selectors.instance_list().none()
 

@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ParseError
 from rest_framework.response import Response
 
+from dacproject.api import query_filters
 from orchestration import engine
 from orchestration.serializers import InstanceDetailSerializer
 
@@ -42,9 +43,7 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_value_regex = r"[a-z0-9][a-z0-9_.-]{0,99}"
 
     def get_queryset(self):
-        p = self.request.query_params
-        return selectors.definition_list(type=p.get("type"), tag=p.get("tag"), input=p.get("input"),
-                                         output=p.get("output"), trigger=p.get("trigger"))
+        return selectors.definition_list(**query_filters(self.request, ("type", "tag", "input", "output", "trigger")))
 
     def get_serializer_class(self):
         return WorkflowSerializer if self.action == "list" else WorkflowDetailSerializer

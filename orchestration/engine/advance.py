@@ -24,7 +24,6 @@ from orchestration.states import (
 
 from .scope import build_scope
 
-
 # What advancing reads of each step run (its timestamps are written, never read, here).
 RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
                     "item_count", "completed_seq")
@@ -153,12 +152,14 @@ def _resolve_pending(instance, plan, runs):
             run.status = S.WAITING_APPROVAL
             run.save(update_fields=["status", "item_count"])
         elif has_work:
-            mark_ready(run)
+            run.status, run.ready_at = S.READY, timezone.now()
             ready.append(run)
         if run.status == S.COMPLETED:
             instance.completion_count += 1
             run.completed_seq = instance.completion_count
             run.save(update_fields=["completed_seq"])
+    if ready:  # one statement for a whole fan-out
+        StepRun.objects.filter(id__in=[r.id for r in ready]).update(status=S.READY, ready_at=ready[0].ready_at)
     return ready
 
 
@@ -220,17 +221,12 @@ def _prepare_items(instance, plan, runs, run, step):
         else:
             StepItem.objects.create(step_run=run, index=index, item=item, status=S.READY)
     run.item_count = len(items)
+    StepRun.objects.filter(id=run.id).update(item_count=run.item_count)
     if not items:
         run.output = []
         _finish(run, S.COMPLETED)
         return False
     return True
-
-
-def mark_ready(run):
-    run.status = S.READY
-    run.ready_at = timezone.now()
-    run.save(update_fields=["status", "ready_at", "item_count"])
 
 
 def _finish(run, status):

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from dacproject.nul import nul_path
 from orchestration import templating
 from orchestration.actions import registry as actions
 from orchestration.models import StepItem, StepRun
@@ -131,6 +132,8 @@ def check_output(output, schema):
         encoded = json.dumps(output)
     except (TypeError, ValueError) as exc:
         raise OutputRejected(f"output is not JSON-serialisable: {exc}") from exc
+    if nul_path(output, "output"):
+        raise OutputRejected(f"{nul_path(output, 'output')} contains a NUL character, which cannot be stored")
     if len(encoded.encode()) > settings.DAC_MAX_OUTPUT_BYTES:
         raise OutputRejected(
             f"output is {len(encoded.encode())} bytes, over DAC_MAX_OUTPUT_BYTES={settings.DAC_MAX_OUTPUT_BYTES}"

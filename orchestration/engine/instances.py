@@ -3,6 +3,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dacproject.nul import nul_path
 from governance.audit import actor_parts, audit_record
 from orchestration.models import StepItem, StepRun, WorkflowInstance
 from orchestration.states import (
@@ -38,6 +39,8 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
         context = {}
     if not isinstance(context, dict):
         raise InvalidRequest("context must be a JSON object")
+    if nul_path(context, "context"):
+        raise InvalidRequest(f"{nul_path(context, 'context')} contains a NUL character, which cannot be stored")
     version = definition.latest_version
     if spec_sha256(version.spec) != version.spec_sha256:
         raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; "

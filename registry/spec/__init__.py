@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from dacproject.nul import nul_path
+
 from .agents import normalize_agent
 from .errors import ErrorSink, SpecError, SpecInvalid
 from .normalize import Checker, normalize_workflow
@@ -74,6 +76,9 @@ def compile_file(path, *, known_workflows=frozenset(), known_agents=None):
 
 def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflows=frozenset(), known_agents=None):
     raw = parse_text(text, file, fmt)
+    where = nul_path(raw)
+    if where:
+        raise SpecInvalid([SpecError(file, None, where, "contains a NUL character, which cannot be stored")])
     if isinstance(raw, dict) and "workflows" in raw:
         return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}))
     sink = ErrorSink(file)

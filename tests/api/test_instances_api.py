@@ -83,3 +83,9 @@ def test_bad_decisions_are_4xx_and_change_nothing(api, parked, body, status, cod
     assert response.status_code == status and response.json()["error"]["code"] == code
     assert StepRun.objects.get(instance=parked, step_id="gate").status == "waiting_approval"
     assert not AuditEntry.objects.filter(verb__startswith="step.").exists()
+
+
+def test_nul_in_a_filter_is_a_400(api, parked):
+    response = api.get("/api/v1/instances/?workflow=x%00")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"workflow": ["must not contain a NUL character"]}

@@ -140,3 +140,14 @@ def test_schema_and_docs_are_served(db):
     client = APIClient()
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_nul_characters_are_400s_not_database_errors(api):
+    assert api.get("/api/v1/workflows/?type=a%00b").status_code == 400
+    bad_spec = {**SPEC, "description": "nul \u0000 inside"}
+    response = post_json(api, "/api/v1/workflows/", bad_spec)
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["errors"][0]["field"] == "$.description"
+    post_json(api, "/api/v1/workflows/", SPEC)
+    response = post_json(api, "/api/v1/workflows/api-flow/run/", {"context": {"k": "a\u0000"}})
+    assert response.status_code == 400 and "context.k" in response.json()["error"]["message"]

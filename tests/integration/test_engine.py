@@ -233,3 +233,9 @@ def test_emitted_event_payloads_render_templates_including_the_steps_own_output(
     assert events["done"].payload == {"x": 4, "who": "me"}
     assert events["plain"].payload == {}
     assert events["done"].source_workflow == "emitter"
+
+
+def test_an_output_postgresql_cannot_store_fails_the_attempt_clearly(live):
+    apply_spec({"id": "nul-out", "steps": [{"id": "s", "action": "python:tests.support.pyactions.nul"}]})
+    instance = finished(start("nul-out"))
+    assert "output.text contains a NUL character" in step(instance, "s").error["message"]

@@ -7,3 +7,7 @@ def add(a, b):
 
 def whoami(ctx):
     return {"step": ctx.step_id, "attempt": ctx.attempt}
+
+
+def nul():
+    return {"text": "a\x00b"}
