@@ -180,6 +180,8 @@ DAC_LLM_PRICES = {
 # DAC_HEARTBEAT_STALE_SECONDS is considered lost and dispatched again by the reconciler.
 DAC_HEARTBEAT_INTERVAL_SECONDS = env.float("DAC_HEARTBEAT_INTERVAL_SECONDS", default=5.0)
 DAC_HEARTBEAT_STALE_SECONDS = env.float("DAC_HEARTBEAT_STALE_SECONDS", default=30.0)
+# Lost tries of a step the reconciler re-sends without charging its retry budget.
+DAC_FREE_RECOVERIES = env.int("DAC_FREE_RECOVERIES", default=2)
 # A step `ready` this long without being claimed is assumed lost (e.g. Redis flushed) and sent
 # again. Worst-case recovery = this + DAC_RECONCILE_INTERVAL_SECONDS (default 10 + 5 = 15 s).
 DAC_RECONCILE_READY_AFTER_SECONDS = env.float("DAC_RECONCILE_READY_AFTER_SECONDS", default=10.0)

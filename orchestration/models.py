@@ -58,6 +58,8 @@ class StepRun(models.Model):
     # attempt keeps a unique number; `attempt_base` is its value when an instance retry reset it.
     attempts = models.PositiveIntegerField(default=0)
     attempt_base = models.PositiveIntegerField(default=0)
+    # Tries lost with their worker and sent again by the reconciler.
+    recoveries = models.PositiveIntegerField(default=0)
     output = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     # foreach: the rendered items (their count) fixed when the step became ready.

@@ -7,10 +7,10 @@ import time
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 
 from . import engine
-from .engine.execute import run_attempt, run_compensation
+from .engine.execute import failed_outcome, run_attempt, run_compensation
 
 # A database restart or a dropped connection is retried by Celery, not lost.
 DB_RETRY = {
@@ -26,13 +26,18 @@ def run_step(self, step_run_id, attempt):
     """Run attempt `attempt` (absolute number) of a step, then any plain successor it made
     ready on this queue, inline, while the task stays within its time budget."""
     worker = self.request.hostname or ""
-    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id, worker=worker)
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered")) or self.request.retries > 0
+    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id, worker=worker,
+                              redelivered=redelivered)
     started = time.monotonic()
     while claim is not None:
-        finish = engine.step_attempt_finish(
-            claim=claim, outcome=run_attempt(claim), task_id=self.request.id, worker=worker,
-            continue_on_queue=_inline_queue(self.request, started),
-        )
+        options = {"task_id": self.request.id, "worker": worker,
+                   "continue_on_queue": _inline_queue(self.request, started)}
+        try:
+            finish = engine.step_attempt_finish(claim=claim, outcome=run_attempt(claim), **options)
+        except DataError as exc:  # the database refused the outcome: a failed attempt, not a stuck step
+            outcome = failed_outcome("UnstorableResult", f"the database refused the result: {exc}")
+            finish = engine.step_attempt_finish(claim=claim, outcome=outcome, **options)
         if finish.retry_in is not None:
             raise self.retry(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
                              max_retries=None)

@@ -1,7 +1,7 @@
 """Writes to the registry: applying workflow files and blueprints, all or nothing."""
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from governance.audit import audit_record
 
@@ -74,6 +74,9 @@ def _agent_upsert(data):
 def _workflow_upsert(doc, blueprint):
     spec = doc.spec
     sha = specs.spec_sha256(spec)
+    # Serialise concurrent applies of one key, including its first (the row may not exist yet).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"dac-workflow:{spec['id']}"])
     definition = WorkflowDefinition.objects.select_for_update().filter(key=spec["id"]).first()
     latest = definition.latest_version if definition else None
     if latest and latest.spec_sha256 == sha:

@@ -48,7 +48,7 @@ def advance(instance, plan, effects):
     if instance.status != I.PAUSED:
         effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready)
     if all(r.status in STEP_TERMINAL for r in runs.values()):
-        _complete(instance, plan, runs)
+        _complete(instance, plan, runs, effects)
     elif instance.status != I.PAUSED:
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
@@ -103,20 +103,28 @@ def _start_failing(instance, failed_run):
 
 
 def _advance_failing(instance, runs, plan, effects):
-    """No new steps start; once nothing runs, compensate completed steps newest first."""
+    """No new steps start; once nothing runs, compensate completed steps newest first.
+
+    Only the end of the compensation chain (`instance_finish_failed`) ends a saga that started.
+    """
+    now = timezone.now()
     StepRun.objects.filter(instance=instance, status__in=[S.PENDING, S.READY, *STEP_WAITING]).update(
-        status=S.CANCELLED, finished_at=timezone.now()
+        status=S.CANCELLED, finished_at=now
     )
-    if StepRun.objects.filter(instance=instance, status=S.RUNNING).exists():
+    # foreach items that have not started never will; a step whose items all stopped is done.
+    StepItem.objects.filter(step_run__instance=instance, status=S.READY).update(status=S.CANCELLED)
+    StepRun.objects.filter(instance=instance, status=S.RUNNING, item_count__isnull=False).exclude(
+        items__status=S.RUNNING
+    ).update(status=S.CANCELLED, finished_at=now)
+    if StepRun.objects.filter(instance=instance, status=S.RUNNING).exists() or instance.compensation_started:
         save_state(instance)
         return
-    if not instance.compensation_started:
-        instance.compensation_started = True
-        to_compensate = pending_compensations(instance, plan)
-        if to_compensate:
-            effects.compensation = (instance.id, to_compensate)
-            save_state(instance)
-            return
+    instance.compensation_started = True
+    to_compensate = pending_compensations(instance, plan)
+    if to_compensate:
+        effects.compensation = (instance.id, to_compensate)
+        save_state(instance)
+        return
     finish_failed(instance)
 
 
@@ -240,12 +248,14 @@ def _scope(instance, plan, runs):
     return build_scope(instance=instance, workflow=plan.spec["id"], runs=outputs)
 
 
-def _complete(instance, plan, runs):
+def _complete(instance, plan, runs, effects):
     try:
         instance.result = instance_result(instance, plan, runs)
     except templating.TemplateError as exc:
+        # A failure like any other: completed steps are compensated.
+        instance.failing = True
         instance.error = {"type": "TemplateError", "message": f"result: {exc}"}
-        finish_failed(instance)
+        _advance_failing(instance, runs, plan, effects)
         return
     set_instance_status(instance, I.COMPLETED)
     instance.finished_at = timezone.now()

@@ -42,7 +42,8 @@ SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, pa
 """
 # Attempt n of this step: it is ready after attempt n-1, or this very message is redelivered.
 _THIS_STEP = """s.id = %(id)s AND ((s.status = 'ready' AND s.attempts = %(attempt)s - 1)
-                 OR (s.status = 'running' AND s.attempts = %(attempt)s AND s.task_id = %(task_id)s))"""
+                 OR (%(redelivered)s AND s.status = 'running' AND s.attempts = %(attempt)s
+                     AND s.task_id = %(task_id)s))"""
 # A step this task took on inline, when its message is redelivered after the worker died.
 _CONTINUED_BY_TASK = "s.id = %(id)s AND s.status = 'running' AND s.task_id = %(task_id)s AND s.attempts = %(attempt)s"
 _CONTINUED_SQL = f"SELECT id, attempts FROM {_STEP} WHERE task_id = %(task_id)s AND status = 'running' LIMIT 1"
@@ -57,14 +58,16 @@ class InstanceView:
     parent_id: object
 
 
-def step_claim(*, step_run_id, attempt, task_id, worker, runs=None):
+def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs=None):
     """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
 
-    `runs` ({step_id: (status, output)}) saves reading the instance's outputs again when the
-    caller has just read them under the instance lock.
+    A `redelivered` message (its worker died, or the task is retrying a database error) may
+    take back the running attempt it held; a mere duplicate may not. `runs`
+    ({step_id: (status, output)}) saves reading the outputs again when the caller has them.
     """
-    row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
-    if row is None:
+    row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker,
+                 redelivered=redelivered)
+    if row is None and redelivered:
         row = _reclaim_continued(task_id, worker)
     return _claim_from_row(row, runs) if row else None
 

@@ -21,14 +21,20 @@ class Effects:
             transaction.on_commit(self._send)
 
     def _send(self):
+        """Publish after commit. A failed publish is logged, never raised: the change is committed,
+        the work stays in the database, and the reconciler sends it again."""
         from dacproject.celery import app
         from orchestration import canvas
 
-        # A lost publish is not lost work: the steps stay `ready` in the database and the
-        # reconciler dispatches them again.
+        sends = []
         if self.dispatches:
-            canvas.dispatch_signature(self.dispatches).apply_async()
+            sends.append(("dispatch", lambda: canvas.dispatch_signature(self.dispatches).apply_async()))
         if self.compensation:
-            canvas.compensation_signature(*self.compensation).apply_async()
+            sends.append(("compensation", lambda: canvas.compensation_signature(*self.compensation).apply_async()))
         if self.revoke_task_ids:
-            app.control.revoke(self.revoke_task_ids, terminate=True)
+            sends.append(("revoke", lambda: app.control.revoke(self.revoke_task_ids, terminate=True)))
+        for what, send in sends:
+            try:
+                send()
+            except Exception:  # noqa: BLE001 - the broker may be down; the reconciler recovers
+                logger.exception("could not publish %s after commit; the reconciler will retry", what)

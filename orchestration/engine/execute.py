@@ -89,6 +89,7 @@ def run_attempt(claim):
     outcome = Outcome(ok=False, usage=ctx.usage)
     try:
         outcome.inputs = templating.render_value(claim.step["with"], scope, claim.plan.step_ids)
+        check_storable(outcome.inputs, "inputs")
         spec = actions.get(resolve_action_name(claim.step))
         with _beating(claim):
             output = spec.func(ctx, **outcome.inputs)
@@ -116,6 +117,10 @@ def _step_events(claim, scope, output):
 
 def resolve_action_name(step):
     """An agent step runs its capability's action, or the action `<agent>.<capability>`."""
+    for kind in ("spawn", "wait_for"):
+        if step[kind]:
+            raise actions.ActionError(f"'{kind}' steps are not executable yet (child workflows and events "
+                                      "come with the coordination work)")
     if not step["agent"]:
         return step["action"]
     from registry.models import Agent
@@ -127,13 +132,19 @@ def resolve_action_name(step):
     return capability.get("action") or f"{step['agent']}.{step['action']}"
 
 
-def check_output(output, schema):
+def check_storable(value, name):
+    """JSON that PostgreSQL can store: no NaN or infinity, no NUL character. Returns it encoded."""
     try:
-        encoded = json.dumps(output)
+        encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise OutputRejected(f"output is not JSON-serialisable: {exc}") from exc
-    if nul_path(output, "output"):
-        raise OutputRejected(f"{nul_path(output, 'output')} contains a NUL character, which cannot be stored")
+        raise OutputRejected(f"{name} is not storable JSON: {exc}") from exc
+    if nul_path(value, name):
+        raise OutputRejected(f"{nul_path(value, name)} contains a NUL character, which cannot be stored")
+    return encoded
+
+
+def check_output(output, schema):
+    encoded = check_storable(output, "output")
     if len(encoded.encode()) > settings.DAC_MAX_OUTPUT_BYTES:
         raise OutputRejected(
             f"output is {len(encoded.encode())} bytes, over DAC_MAX_OUTPUT_BYTES={settings.DAC_MAX_OUTPUT_BYTES}"
@@ -148,9 +159,25 @@ def check_output(output, schema):
 
 def _record_error(outcome, error_type, message, with_traceback=True):
     outcome.ok = False
-    outcome.error_type = error_type
-    outcome.error_message = message
-    outcome.traceback = traceback.format_exc() if with_traceback else ""
+    outcome.error_type = error_type[:200]
+    outcome.error_message = message.replace("\x00", "\\x00")
+    outcome.traceback = traceback.format_exc().replace("\x00", "\\x00") if with_traceback else ""
+    if check_storable_quietly(outcome.inputs) is None:
+        outcome.inputs = None  # what could not be stored is described by the error instead
+
+
+def check_storable_quietly(value):
+    try:
+        return check_storable(value, "value")
+    except OutputRejected:
+        return None
+
+
+def failed_outcome(error_type, message):
+    """An Outcome for a failure found outside the action (e.g. its result could not be stored)."""
+    outcome = Outcome(ok=False, usage=actions.Usage())
+    _record_error(outcome, error_type, message, with_traceback=False)
+    return outcome
 
 
 def _held_attempt(claim):
@@ -221,8 +248,8 @@ _beating = _beater.beating
 def run_compensation(step_run_id):
     """Run a completed step's `compensate` action; returns None or the error (masked)."""
     run = StepRun.objects.select_related("instance__version").get(id=step_run_id)
-    if run.status != StepStatus.COMPLETED:
-        return None  # already compensated: a redelivered message
+    if run.status != StepStatus.COMPLETED or not run.instance.failing:
+        return None  # already compensated (a redelivered message), or the saga is over
     instance = run.instance
 
     plan = plan_for_version_id(instance.version_id)

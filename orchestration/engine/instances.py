@@ -1,4 +1,5 @@
 """Instance lifecycle services: start, pause, resume, terminate, retry, approve, time out."""
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -66,7 +67,7 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
 def _locked(instance_id):
     try:
         return lock_instance(instance_id)
-    except (WorkflowInstance.DoesNotExist, ValueError, TypeError):
+    except (WorkflowInstance.DoesNotExist, ValidationError, ValueError, TypeError):
         raise NotFound(f"instance '{instance_id}' not found") from None
 
 
@@ -214,13 +215,19 @@ def step_decide(*, instance_id, step_id, approve, actor, comment=""):
 
 
 def step_compensate_mark(*, step_run_id, error=None):
-    """After a compensation ran: the step becomes compensated (or keeps the failure noted)."""
+    """After a compensation ran: the step becomes compensated (or keeps the failure noted).
+
+    Only while its instance is still failing: a chain left over from before a retry or a
+    time-out must not undo steps that a new round reuses.
+    """
+    in_saga = StepRun.objects.filter(id=step_run_id, status=S.COMPLETED, instance__failing=True,
+                                     instance__compensation_started=True)
     if error:
-        StepRun.objects.filter(id=step_run_id).update(error={"type": "CompensationFailed", **error})
-        return
-    StepRun.objects.filter(id=step_run_id, status=S.COMPLETED).update(
-        status=S.COMPENSATED, compensated_at=timezone.now()
-    )
+        in_saga.update(error={"type": "CompensationFailed", **error})
+    else:
+        in_saga.update(status=S.COMPENSATED, compensated_at=timezone.now())
+    # Progress of the saga, which the reconciler watches to resume a lost chain.
+    WorkflowInstance.objects.filter(step_runs__id=step_run_id).update(updated_at=timezone.now())
 
 
 @transaction.atomic

@@ -29,6 +29,7 @@ class ReconcileReport:
     recovered_stale: int = 0
     joined: int = 0
     compensations: int = 0
+    settled: int = 0
 
     def as_dict(self):
         return self.__dict__.copy()
@@ -43,7 +44,8 @@ def reconcile(*, limit=500):
     report.recovered_stale = _recover_stale_running(stale_cutoff, limit)
     report.redispatched = _redispatch_ready(ready_cutoff, limit)
     report.joined = _rejoin_foreach(ready_cutoff, stale_cutoff, limit)
-    report.compensations = _resume_compensation(ready_cutoff, limit)
+    report.compensations = _resume_compensation(stale_cutoff, limit)
+    report.settled = _settle_failing(stale_cutoff, limit)
     return report
 
 
@@ -52,23 +54,46 @@ def _active_instance():
 
 
 def _recover_stale_running(stale_cutoff, limit):
-    """A plain step whose worker stopped beating goes back to ready; the lost try is not charged."""
+    """A plain step whose worker stopped beating goes back to ready. The first lost tries are
+    free (a crash is not the step's fault); after DAC_FREE_RECOVERIES they count as failed
+    attempts, so an action that always kills its worker (or outlives its hard time limit)
+    ends by its retry policy instead of looping."""
     stale = StepRun.objects.filter(_active_instance(), status=S.RUNNING, item_count__isnull=True,
                                    heartbeat_at__lt=stale_cutoff).values_list("id", "attempts")[:limit]
     recovered = 0
     for step_run_id, attempts in stale:
         with transaction.atomic():
-            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, attempts=attempts,
-                                          heartbeat_at__lt=stale_cutoff).update(
-                    status=S.READY, ready_at=timezone.now(), attempt_base=F("attempt_base") + 1, task_id=""):
+            run = StepRun.objects.select_for_update().filter(
+                id=step_run_id, status=S.RUNNING, attempts=attempts, heartbeat_at__lt=stale_cutoff).first()
+            if run is None:
                 continue
             StepAttempt.objects.filter(step_run_id=step_run_id, item_index=None, number=attempts,
                                        status=AttemptStatus.RUNNING).update(
                 status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
-                error_message="the worker stopped heart-beating; the step was dispatched again")
-            _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
+                error_message="the worker stopped heart-beating")
+            _recover(run)
         recovered += 1
     return recovered
+
+
+def _recover(run):
+    from .advance import advance
+    from .steps import lock_instance
+
+    free = run.recoveries < settings.DAC_FREE_RECOVERIES
+    instance = lock_instance(run.instance_id)
+    plan = plan_for_version_id(instance.version_id)
+    lost = {"type": "WorkerLost", "message": "the worker stopped heart-beating"}
+    if not free and run.attempts - run.attempt_base >= plan.steps[run.step_id]["retry"]["max_attempts"]:
+        StepRun.objects.filter(id=run.id).update(status=S.FAILED, error=lost, finished_at=timezone.now())
+        effects = Effects()
+        advance(instance, plan, effects)
+        effects.send_on_commit()
+        return
+    StepRun.objects.filter(id=run.id).update(
+        status=S.READY, ready_at=timezone.now(), task_id="", error=lost, recoveries=F("recoveries") + 1,
+        attempt_base=F("attempt_base") + (1 if free else 0))
+    Effects(dispatches=[dispatch_for(instance, plan, StepRun.objects.get(id=run.id))]).send_on_commit()
 
 
 def _redispatch_ready(ready_cutoff, limit):
@@ -87,20 +112,23 @@ def _redispatch_ready(ready_cutoff, limit):
 
 
 def _rejoin_foreach(ready_cutoff, stale_cutoff, limit):
-    """A foreach step whose chord was lost: re-run its unfinished items in a new chord."""
+    """A foreach step whose chord was lost: join it if every item ended, else re-run the
+    unfinished items in a new chord once no item has shown any sign of life for a while."""
     runs = StepRun.objects.filter(_active_instance(), status=S.RUNNING, item_count__isnull=False,
                                   ready_at__lt=ready_cutoff).values_list("id", "ready_at")[:limit]
     count = 0
     for step_run_id, ready_at in runs:
         items = StepItem.objects.filter(step_run_id=step_run_id)
-        if items.filter(status=S.RUNNING, heartbeat_at__gte=stale_cutoff).exists():
-            continue  # still being worked on
+        unfinished = items.exclude(status__in=[S.COMPLETED, S.FAILED])
+        if unfinished.exists() and (ready_at >= stale_cutoff or items.filter(heartbeat_at__gte=stale_cutoff).exists()):
+            continue  # items are queued in lanes or running: not lost
         with transaction.atomic():
             if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, ready_at=ready_at).update(
                     ready_at=timezone.now()):
                 continue
-            items.filter(status=S.RUNNING).update(status=S.READY, attempt_base=F("attempts"), task_id="")
-            if items.exclude(status__in=[S.COMPLETED, S.FAILED]).exists():
+            items.filter(status=S.RUNNING, heartbeat_at__lt=stale_cutoff).update(
+                status=S.READY, attempt_base=F("attempts"), task_id="")
+            if unfinished.exists():
                 _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
             else:
                 transaction.on_commit(lambda step_run_id=step_run_id: items_join(step_run_id=step_run_id))
@@ -123,6 +151,30 @@ def _resume_compensation(cutoff, limit):
             effects.send_on_commit()
         count += 1
     return count
+
+
+def _settle_failing(stale_cutoff, limit):
+    """A failing instance waits for its running steps; one whose worker is gone (a refused
+    redelivery, a hard time limit) is cancelled so the saga can go on."""
+    from .advance import advance
+    from .steps import lock_instance
+
+    stuck = StepRun.objects.filter(instance__failing=True, instance__compensation_started=False,
+                                   instance__status__in=ACTIVE, status=S.RUNNING,
+                                   heartbeat_at__lt=stale_cutoff).values_list("id", "instance_id")[:limit]
+    settled = 0
+    for step_run_id, instance_id in stuck:
+        with transaction.atomic():
+            instance = lock_instance(instance_id)
+            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, heartbeat_at__lt=stale_cutoff).update(
+                    status=S.CANCELLED, finished_at=timezone.now(),
+                    error={"type": "WorkerLost", "message": "cancelled: its worker stopped while the instance failed"}):
+                continue
+            effects = Effects()
+            advance(instance, plan_for_version_id(instance.version_id), effects)
+            effects.send_on_commit()
+        settled += 1
+    return settled
 
 
 def _dispatch_run(run):

@@ -116,16 +116,19 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
             return Finish()  # a duplicate delivery already finished this attempt
         _record_events(instance, claim, outcome)
     else:
-        _attempt_end(claim, outcome)
         retryable = instance.status in RETRYABLE and not instance.failing
         retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
         if retry_in is not None:
             changed = StepRun.objects.filter(holds_step).update(
                 status=S.READY, error=outcome.error, ready_at=now + timezone.timedelta(seconds=retry_in)
             )
-            return Finish(retry_in=retry_in) if changed else Finish()
-        if not StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now):
-            return Finish()
+        else:
+            changed = StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now)
+        if not changed:
+            return Finish()  # this attempt no longer holds the step: its record stays as the holder left it
+        _attempt_end(claim, outcome)
+        if retry_in is not None:
+            return Finish(retry_in=retry_in)
     effects = Effects()
     runs = advance(instance, claim.plan, effects)
     next_claim = None
@@ -172,11 +175,13 @@ def items_join(*, step_run_id):
     instance = lock_instance(instance_id)
     run = StepRun.objects.get(id=step_run_id)
     items = list(StepItem.objects.filter(step_run=run).order_by("index"))
-    if run.status != S.RUNNING or any(i.status not in (S.COMPLETED, S.FAILED) for i in items):
+    if run.status != S.RUNNING or any(i.status not in (S.COMPLETED, S.FAILED, S.CANCELLED) for i in items):
         return
     failed = [i for i in items if i.status == S.FAILED]
     run.finished_at = timezone.now()
-    if failed:
+    if any(i.status == S.CANCELLED for i in items):  # the instance failed meanwhile
+        run.status = S.CANCELLED
+    elif failed:
         run.status = S.FAILED
         run.error = {"type": "ItemsFailed",
                      "message": f"{len(failed)} of {len(items)} items failed: "

@@ -52,6 +52,9 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
         sink.error(f"unknown action '{step['action']}'", step=sid, field="action")
     if step["compensate"] and step["compensate"]["action"] and not actions.is_known(step["compensate"]["action"]):
         sink.error(f"unknown action '{step['compensate']['action']}'", step=sid, field="compensate.action")
+    for kind in ("spawn", "wait_for"):
+        if step[kind]:
+            sink.warn(f"'{kind}' steps are validated but not executable yet", step=sid, field=kind)
     spawn = step["spawn"]
     if spawn and spawn["workflow"] and spawn["workflow"] not in known_workflows:
         sink.error(f"unknown workflow '{spawn['workflow']}'", step=sid, field="spawn.workflow")

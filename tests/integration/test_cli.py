@@ -145,3 +145,11 @@ def test_audit_verify_detects_an_edited_entry(live, flow_file):
     AuditEntry.objects.filter(id=entry.id).update(actor_name="mallory")
     with pytest.raises(CommandError, match="NOT intact"):
         dac("audit", "verify")
+
+
+@pytest.mark.parametrize("verb", ["pause", "resume", "terminate", "retry"])
+def test_lifecycle_verbs_on_a_malformed_id_are_clean_errors(live, verb):
+    result = dac_process(live, verb, "not-a-uuid")
+    assert result.returncode != 0
+    assert "instance 'not-a-uuid' not found" in result.stderr
+    assert "Traceback" not in result.stderr

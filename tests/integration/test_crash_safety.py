@@ -214,3 +214,29 @@ def test_workers_recover_by_themselves_from_a_postgresql_restart(live):
     instance = finished(instance, timeout=90)
     assert instance.status == "completed"
     assert step(instance, "after").output == {"ok": True}
+
+
+def test_a_failing_instance_does_not_wait_forever_for_foreach_items_that_never_start(live):
+    apply_spec({"id": "fail-while-mapping", "steps": [
+        {"id": "each", "action": "sleep", "foreach": [0.5, 0.5, 0.5], "max_parallel": 1,
+         "with": {"seconds": "{{ item }}"}},
+        {"id": "bad", "action": "fail", "with": {"message": "boom"}},
+    ]})
+    instance = finished(start("fail-while-mapping"), timeout=30)
+    assert instance.status == "failed"
+    assert step(instance, "each").status == "cancelled"
+
+
+def test_lost_tries_beyond_the_free_recoveries_count_against_the_retry_budget(live, fast_reconcile):
+    apply_spec({"id": "doomed", "steps": [{"id": "s", "action": "noop", "queue": "void"}]})
+    instance = start("doomed")
+    run = step_reaches(instance, "s", "ready")
+    from django.utils import timezone
+
+    stale = timezone.now() - timezone.timedelta(minutes=5)
+    StepRun.objects.filter(id=run.id).update(status="running", attempts=1, heartbeat_at=stale,
+                                             recoveries=fast_reconcile.DAC_FREE_RECOVERIES)
+    assert engine.reconcile().recovered_stale == 1
+    instance = finished(instance)
+    assert instance.status == "failed"
+    assert step(instance, "s").error["type"] == "WorkerLost"

@@ -239,3 +239,11 @@ def test_an_output_postgresql_cannot_store_fails_the_attempt_clearly(live):
     apply_spec({"id": "nul-out", "steps": [{"id": "s", "action": "python:tests.support.pyactions.nul"}]})
     instance = finished(start("nul-out"))
     assert "output.text contains a NUL character" in step(instance, "s").error["message"]
+
+
+@pytest.mark.parametrize("value, fragment", [("nan", "not storable JSON"), ("inf", "not storable JSON")])
+def test_inputs_postgresql_cannot_store_fail_the_attempt_clearly(live, value, fragment):
+    apply_spec({"id": "nan-in", "steps": [{"id": "s", "action": "echo", "with": {"x": "{{ context.v | float }}"}}]})
+    instance = finished(start("nan-in", {"v": value}))
+    assert instance.status == "failed"
+    assert fragment in step(instance, "s").error["message"]

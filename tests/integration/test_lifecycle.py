@@ -151,3 +151,33 @@ def test_an_instance_refuses_to_start_when_its_stored_spec_was_tampered_with(liv
     WorkflowVersion.objects.filter(id=version.id).update(spec={**version.spec, "description": "edited"})
     with pytest.raises(engine.Conflict, match="sha256"):
         start("gated")
+
+
+def test_a_left_over_compensation_does_not_undo_steps_a_retry_reuses(live):
+    apply_spec({"id": "reused", "steps": [
+        {"id": "a", "action": "echo", "with": {"v": 1}, "compensate": {"action": "noop"}},
+        {"id": "b", "action": "fail", "with": {"times": 1}, "depends_on": ["a"]},
+    ]})
+    instance = finished(start("reused"))
+    assert step(instance, "a").status == "compensated"
+    engine.instance_retry(instance_id=instance.id, actor="ops")
+    assert finished(instance).status == "completed"
+    # A compensation message from the first round, delivered late, changes nothing now.
+    engine.step_compensate_mark(step_run_id=step(instance, "a").id)
+    assert step(instance, "a").status == "completed"
+
+
+def test_resuming_a_paused_instance_whose_saga_runs_does_not_end_it_early(live):
+    apply_spec({"id": "slow-saga", "steps": [
+        {"id": "a", "action": "noop", "compensate": {"action": "sleep", "with": {"seconds": 1}}},
+        {"id": "b", "action": "fail", "depends_on": ["a"]},
+    ]})
+    instance = start("slow-saga")
+    step_reaches(instance, "b", "failed")
+    wait_until(lambda: WorkflowInstance.objects.get(id=instance.id).compensation_started, message="saga start")
+    if WorkflowInstance.objects.get(id=instance.id).status != "failed":
+        with pytest.raises(engine.Conflict):
+            engine.instance_pause(instance_id=instance.id, actor="ops")  # a failing instance cannot pause
+    instance = finished(instance)
+    assert instance.status == "failed"
+    assert step(instance, "a").status == "compensated"

@@ -358,7 +358,8 @@ def test_good_corpus_exists():
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in GOOD_FILES])
 def test_good_file_validates_cleanly_and_registers(db, path):
     compiled = services.compile_path(path)
-    assert compiled.warnings == []
+    # The only warning a good file may get: spawn / wait_for steps do not run yet.
+    assert [w for w in compiled.warnings if "not executable yet" not in w.message] == []
     (doc,) = compiled.workflows
     raw = yaml.safe_load(path.read_text())
     assert [s["id"] for s in doc.spec["steps"]] == [s["id"] for s in raw.get("steps") or raw["nodes"]]
