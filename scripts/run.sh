@@ -68,7 +68,8 @@ print_urls() {
      web        $base/
      admin      $base/admin/          (user: admin)
      API        $base/api/v1/
-     dashboard  $base/dashboard/
+     API docs   $base/api/docs/
+     health     $base/healthz
      Flower     http://127.0.0.1:$FLOWER_PORT/
   ==================================================================
 
