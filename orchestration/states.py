@@ -47,22 +47,8 @@ INSTANCE_TRANSITIONS = {
 
 STEP_TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.SKIPPED, S.CANCELLED, S.COMPENSATED})
 STEP_WAITING = frozenset({S.WAITING_APPROVAL, S.WAITING_EVENT, S.WAITING_CHILD})
-# Statuses a worker may be acting on; terminate revokes their tasks.
-STEP_IN_FLIGHT = frozenset({S.READY, S.RUNNING})
-
-STEP_TRANSITIONS = {
-    S.PENDING: {S.READY, S.SKIPPED, S.WAITING_APPROVAL, S.CANCELLED, S.FAILED},
-    S.WAITING_APPROVAL: {S.READY, S.FAILED, S.CANCELLED},
-    S.WAITING_EVENT: {S.COMPLETED, S.FAILED, S.CANCELLED},
-    S.WAITING_CHILD: {S.COMPLETED, S.FAILED, S.CANCELLED},
-    S.READY: {S.RUNNING, S.CANCELLED, S.FAILED},
-    S.RUNNING: {S.COMPLETED, S.FAILED, S.READY, S.CANCELLED},  # READY: a retry is scheduled
-    S.COMPLETED: {S.COMPENSATED, S.PENDING},  # PENDING: re-run downstream of a retried step
-    S.FAILED: {S.PENDING},  # instance retry
-    S.CANCELLED: {S.PENDING},  # instance retry
-    S.SKIPPED: {S.PENDING},
-    S.COMPENSATED: {S.PENDING},
-}
+# Step statuses move by conditional UPDATEs in orchestration/engine (claims.py, steps.py,
+# advance.py): each statement's WHERE clause is the guard, so a stale message changes nothing.
 
 
 class IllegalTransition(Exception):
@@ -75,11 +61,6 @@ class IllegalTransition(Exception):
 def check_instance_transition(current, target):
     if target != current and target not in INSTANCE_TRANSITIONS[current]:
         raise IllegalTransition("instance", current, target)
-
-
-def check_step_transition(current, target):
-    if target != current and target not in STEP_TRANSITIONS[current]:
-        raise IllegalTransition("step", current, target)
 
 
 def step_counts_as_done(status, on_error):

@@ -31,4 +31,6 @@ def definition_list(*, type=None, tag=None, input=None, output=None, trigger=Non
 
 
 def definition_is_startable(definition):
-    return definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None
+    """A definition with steps in its latest version (a step-less blueprint entry is only listed)."""
+    version = definition.latest_version
+    return definition.status == DefinitionStatus.ACTIVE and version is not None and bool(version.spec.get("steps"))

@@ -138,8 +138,9 @@ def check_storable(value, name):
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise OutputRejected(f"{name} is not storable JSON: {exc}") from exc
-    if nul_path(value, name):
-        raise OutputRejected(f"{nul_path(value, name)} contains a NUL character, which cannot be stored")
+    where = nul_path(value, name)
+    if where:
+        raise OutputRejected(f"{where} contains a NUL character, which cannot be stored")
     return encoded
 
 

@@ -18,7 +18,8 @@ from orchestration.states import (
 from orchestration.states import (
     StepStatus as S,
 )
-from registry.models import DefinitionStatus, WorkflowDefinition
+from registry.models import WorkflowDefinition
+from registry.selectors import definition_is_startable
 from registry.spec import spec_sha256
 
 from .advance import advance, dispatch_for, finish_failed, set_instance_status
@@ -34,14 +35,15 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
     definition = WorkflowDefinition.objects.select_related("latest_version").filter(key=workflow).first()
     if definition is None:
         raise NotFound(f"workflow '{workflow}' is not registered")
-    if definition.status == DefinitionStatus.REGISTERED or not (definition.latest_version.spec.get("steps")):
+    if not definition_is_startable(definition):
         raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
     if context is None:
         context = {}
     if not isinstance(context, dict):
         raise InvalidRequest("context must be a JSON object")
-    if nul_path(context, "context"):
-        raise InvalidRequest(f"{nul_path(context, 'context')} contains a NUL character, which cannot be stored")
+    where = nul_path(context, "context")
+    if where:
+        raise InvalidRequest(f"{where} contains a NUL character, which cannot be stored")
     version = definition.latest_version
     if spec_sha256(version.spec) != version.spec_sha256:
         raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; "

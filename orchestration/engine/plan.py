@@ -17,9 +17,6 @@ class Plan:
     def step_ids(self):
         return tuple(self.steps)
 
-    def dependents(self, step_id):
-        return [s for s, parents in self.deps.items() if step_id in parents]
-
     def downstream(self, step_ids):
         return graph.descendants(self.deps, step_ids)
 
