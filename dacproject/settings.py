@@ -118,6 +118,8 @@ CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=Fa
 # Keep worker database connections across tasks (Celery's Django fixup otherwise reconnects for
 # every task); orchestration.apps drops unusable or old ones around each task instead.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
+# Tasks of the capability packages (autodiscovery finds only each app's `tasks` module).
+CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dac-sweep-timeouts": {
@@ -158,7 +160,8 @@ DAC_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("DAC_HEALTH_WORKER_TIMEOUT_SECONDS
 # --- DAC engine ---------------------------------------------------------------------------
 DAC_ACTION_MODULES = env.list(
     "DAC_ACTION_MODULES",
-    default=["orchestration.actions.builtins", "orchestration.actions.llm", "examples.actions"],
+    default=["orchestration.actions.builtins", "orchestration.actions.llm", "orchestration.context.actions",
+             "examples.actions"],
 )
 DAC_PYTHON_ACTION_ALLOWLIST = env.list("DAC_PYTHON_ACTION_ALLOWLIST", default=[])
 DAC_HTTP_ALLOWED_HOSTS = env.list("DAC_HTTP_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "::1"])
@@ -185,6 +188,10 @@ DAC_FREE_RECOVERIES = env.int("DAC_FREE_RECOVERIES", default=2)
 # A step `ready` this long without being claimed is assumed lost (e.g. Redis flushed) and sent
 # again. Worst-case recovery = this + DAC_RECONCILE_INTERVAL_SECONDS (default 10 + 5 = 15 s).
 DAC_RECONCILE_READY_AFTER_SECONDS = env.float("DAC_RECONCILE_READY_AFTER_SECONDS", default=10.0)
+# Shared context entries are cached in Redis at most this long (bounds staleness if Redis missed a write).
+DAC_CONTEXT_CACHE_SECONDS = env.int("DAC_CONTEXT_CACHE_SECONDS", default=60)
+# The reconciler re-sends reactions of listened-to events up to this old that never reacted.
+DAC_EVENT_RECONCILE_WINDOW_SECONDS = env.float("DAC_EVENT_RECONCILE_WINDOW_SECONDS", default=3600.0)
 # A task that finishes a step runs a plain successor inline (no broker trip) for this long at
 # most; past it, successors go back through the queue so long chains cannot hog a process.
 DAC_INLINE_BUDGET_SECONDS = env.float("DAC_INLINE_BUDGET_SECONDS", default=1.0)

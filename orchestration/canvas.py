@@ -2,7 +2,9 @@
 
 Steps that become ready together go out as one `group`; a foreach step is a `chord` whose
 header runs the items (in `max_parallel` lanes, each a `chain`) and whose body joins them;
-compensations run as a `chain` in reverse completion order, ending with the finaliser.
+a `spawn` step is one child start, or with foreach a `group` of child starts whose join is
+done by the children's ends (`orchestration.spawning`); a `wait_for` step is one parking
+task; compensations run as a `chain` in reverse completion order, ending with the finaliser.
 """
 from dataclasses import dataclass
 
@@ -10,6 +12,7 @@ from celery import chain, chord, group
 
 # A hard limit a little past the soft one, so an action that ignores the soft limit still ends.
 HARD_LIMIT_GRACE_SECONDS = 10
+RUN, SPAWN, WAIT = "run", "spawn", "wait"
 
 
 @dataclass(frozen=True)
@@ -20,22 +23,42 @@ class StepDispatch:
     timeout_seconds: float | None = None
     items: tuple | None = None  # foreach: ((index, attempt within the round), ...)
     max_parallel: int | None = None
-    priority: int | None = None
+    priority: int | None = None  # the instance's: 0..9, 9 most urgent
+    kind: str = RUN
+    countdown: float | None = None  # a retry's backoff
+
+
+def celery_priority(priority):
+    """On Redis, Celery serves priority 0 first (and unprioritised messages count as 0): a DAC
+    priority of 9 (critical) is sent as 0, 5 (normal) as 4, 2 (low) as 7."""
+    return 9 - max(0, min(9, priority))
 
 
 def _options(d):
     options = {"queue": d.queue}
-    if d.timeout_seconds:
+    if d.timeout_seconds and d.kind == RUN:
         options["soft_time_limit"] = d.timeout_seconds
         options["time_limit"] = d.timeout_seconds + HARD_LIMIT_GRACE_SECONDS
     if d.priority is not None:
-        options["priority"] = d.priority
+        options["priority"] = celery_priority(d.priority)
+    if d.countdown:
+        options["countdown"] = d.countdown
     return options
 
 
 def step_signature(d):
     from . import tasks
+    from .events import tasks as event_tasks
+    from .spawning import tasks as spawn_tasks
 
+    if d.kind == WAIT:
+        return event_tasks.park_wait.si(d.step_run_id, d.attempt).set(**_options(d))
+    if d.kind == SPAWN:
+        spawn = spawn_tasks.spawn_child
+        if d.items is None:
+            return spawn.si(d.step_run_id, None, d.attempt).set(**_options(d))
+        starts = [spawn.si(d.step_run_id, index, attempt).set(**_options(d)) for index, attempt in d.items]
+        return starts[0] if len(starts) == 1 else group(starts)
     if d.items is None:
         return tasks.run_step.si(d.step_run_id, d.attempt).set(**_options(d))
     items = [tasks.run_item.si(d.step_run_id, index, attempt).set(**_options(d)) for index, attempt in d.items]

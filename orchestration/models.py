@@ -22,6 +22,19 @@ class WorkflowInstance(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    # A spawned child: the parent's step (and foreach item) that started it, in which attempt of
+    # that step or item, and which supervised restart; unique, so a redelivered spawn starts nothing.
+    parent_step_run = models.ForeignKey("StepRun", null=True, blank=True, on_delete=models.SET_NULL,
+                                        related_name="spawned")
+    parent_item_index = models.PositiveIntegerField(null=True, blank=True)
+    spawn_attempt = models.PositiveIntegerField(null=True, blank=True)
+    spawn_restart = models.PositiveIntegerField(null=True, blank=True)
+    # What started it (DESIGN §2 `trigger`): {type: manual|event|scheduled|webhook|spawn, ...}.
+    trigger = models.JSONField(null=True, blank=True)
+    # The key of the trigger that started it (a schedule's PeriodicTask name, an event trigger's key).
+    trigger_key = models.CharField(max_length=300, blank=True, db_index=True)
+    # Shared by every instance started, directly or not, by one outside stimulus.
+    correlation_id = models.CharField(max_length=200, blank=True, db_index=True)
     priority = models.PositiveSmallIntegerField(default=5)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Set when a step failed: no new steps start; compensation runs once nothing is running.
@@ -40,6 +53,11 @@ class WorkflowInstance(models.Model):
         indexes = [
             models.Index(fields=["status", "deadline_at"], name="instance_status_deadline"),
             models.Index(fields=["definition", "status"], name="instance_definition_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["parent_step_run", "parent_item_index", "spawn_attempt", "spawn_restart"],
+                                    condition=models.Q(parent_step_run__isnull=False), nulls_distinct=False,
+                                    name="uniq_spawned_child"),
         ]
 
     def __str__(self):
@@ -153,21 +171,14 @@ class StepAttempt(models.Model):
         return f"{self.step_run_id}{item} #{self.number}"
 
 
-class Event(models.Model):
-    """A published event (DESIGN §6). Steps emit them on completion."""
-
-    event_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    event_type = models.CharField(max_length=200, db_index=True)
-    source_workflow = models.CharField(max_length=100, blank=True)
-    source_instance = models.ForeignKey(WorkflowInstance, null=True, blank=True, on_delete=models.SET_NULL)
-    payload = models.JSONField(default=dict, blank=True)
-    priority = models.PositiveSmallIntegerField(default=5)
-    correlation_id = models.CharField(max_length=200, blank=True, db_index=True)
-    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
-    timestamp = models.DateTimeField(db_index=True)
-
-    class Meta:
-        ordering = ["-timestamp"]
-
-    def __str__(self):
-        return f"{self.event_type} {self.event_id}"
+# Capability packages keep their models beside their code; Django finds them through this module.
+from .context.models import SharedValue  # noqa: E402,F401
+from .events.models import (  # noqa: E402,F401
+    DebounceWindow,
+    Event,
+    EventMatch,
+    EventWait,
+    IdempotencyRecord,
+    ScheduleState,
+    Trigger,
+)

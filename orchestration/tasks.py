@@ -85,9 +85,20 @@ def finish_failed(instance_id):
 
 @shared_task(ignore_result=True)
 def sweep_timeouts():
-    return engine.instances_time_out_expired()
+    """Beat, every DAC_SWEEP_INTERVAL_SECONDS: instance deadlines, `wait_for` timeouts, debounce
+    windows whose time has come, idempotency keys past 24 h."""
+    from .events.services import events_sweep
+
+    return {"instances_timed_out": engine.instances_time_out_expired(), **events_sweep()}
 
 
 @shared_task(ignore_result=True)
 def reconcile():
-    return engine.reconcile().as_dict()
+    """Beat, every DAC_RECONCILE_INTERVAL_SECONDS: re-send from the database what Redis lost."""
+    from django.utils import timezone
+
+    from .events.services import events_reconcile
+    from .spawning.reconcile import spawning_reconcile
+
+    settle = timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
+    return {**engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle)}

@@ -6,11 +6,12 @@ such as `steps.scan-compliance.output` are rewritten to subscripts before compil
 """
 import functools
 import re
+from collections.abc import Mapping
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-NAMESPACES = frozenset({"context", "steps", "nodes", "item", "index", "instance", "shared", "secrets"})
+NAMESPACES = frozenset({"context", "steps", "nodes", "item", "index", "instance", "trigger", "shared", "secrets"})
 STEP_NAMESPACES = ("steps", "nodes")
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
@@ -19,7 +20,21 @@ class TemplateError(Exception):
     """A template that cannot be parsed or rendered; the message says why."""
 
 
-_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+class _DataEnvironment(ImmutableSandboxedEnvironment):
+    """On a mapping, `a.b` is the key `b` and never a dict method (DESIGN §2): `context.items`,
+    `payload.keys` or `output.values` are the user's data. A missing key is undefined, as any
+    missing name is; `| items` and `| dictsort` iterate a mapping."""
+
+    def getattr(self, obj, attribute):
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
+_env = _DataEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 def is_template(value):

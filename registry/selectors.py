@@ -6,6 +6,17 @@ def known_workflow_keys():
     return set(WorkflowDefinition.objects.values_list("key", flat=True))
 
 
+def known_webhooks():
+    """{path: workflow id} of the webhook triggers of registered workflows' latest versions."""
+    owners = {}
+    for key, spec in WorkflowDefinition.objects.filter(trigger_types__contains=["webhook"]).values_list(
+            "key", "latest_version__spec"):
+        for trigger in (spec or {}).get("triggers") or []:
+            if trigger.get("type") == "webhook" and trigger.get("path"):
+                owners[trigger["path"]] = key
+    return owners
+
+
 def known_agents():
     return {a.name: {"capabilities": a.capabilities} for a in Agent.objects.all()}
 

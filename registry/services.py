@@ -8,6 +8,7 @@ from governance.audit import audit_record
 from . import selectors
 from . import spec as specs
 from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
+from .signals import definitions_applied
 
 
 @dataclass
@@ -25,12 +26,12 @@ class ApplyReport:
 def compile_path(path):
     """Validate a file against what is registered; raises SpecInvalid."""
     return specs.compile_file(path, known_workflows=selectors.known_workflow_keys(),
-                              known_agents=selectors.known_agents())
+                              known_agents=selectors.known_agents(), known_webhooks=selectors.known_webhooks())
 
 
 def compile_source(text, *, file="<request>", fmt=None):
     return specs.compile_text(text, file, fmt=fmt, known_workflows=selectors.known_workflow_keys(),
-                              known_agents=selectors.known_agents())
+                              known_agents=selectors.known_agents(), known_webhooks=selectors.known_webhooks())
 
 
 @transaction.atomic
@@ -45,6 +46,8 @@ def definitions_apply(*, compiled, actor):
         report.agents.append(_agent_upsert(agent))
     for doc in compiled.workflows:
         report.workflows.append(_workflow_upsert(doc, blueprint))
+    # Triggers, schedules and auto_spawn rules follow the definitions in this same transaction.
+    definitions_applied.send(sender=ApplyReport, compiled=compiled, blueprint=blueprint)
     changed = [w for w in report.workflows if w["changed"]] + [a for a in report.agents if a["changed"]]
     if changed:
         target = blueprint.name if blueprint else report.workflows[0]["id"]

@@ -103,3 +103,12 @@ def live(transactional_db, workers):
     """For integration tests: committed data that the session's real workers can see."""
     yield workers
     workers.quiesce()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_context_cache():
+    """Test databases are emptied between tests; the shared-context cache in Redis must be too."""
+    yield
+    from orchestration.context.services import cache_clear
+
+    cache_clear()

@@ -86,7 +86,12 @@ def shell_run(ctx, *, argv, timeout=60, memory_mb=512, cwd=None, env=None):
 
 
 @action("event.emit")
-def event_emit(ctx, *, event, payload=None):
-    """Publishes an event when the step completes."""
-    ctx.emit(event, payload or {})
+def event_emit(ctx, *, event, payload=None, correlation_id=None, priority=None):
+    """Publishes an event when the step completes (with the instance's correlation id unless given)."""
+    from registry.spec.checker import parse_priority
+
+    if priority is not None and parse_priority(priority) is None:
+        raise ActionError(f"priority must be low, normal, high, critical or 0..9, got {priority!r}")
+    ctx.emit(event, payload or {}, correlation_id=correlation_id,
+             priority=None if priority is None else parse_priority(priority))
     return {"event": event}

@@ -124,6 +124,8 @@ class ActionContext:
         cost = cost_usd if cost_usd is not None else cost_of(model, tokens_in, tokens_out)
         self.usage.cost_usd = self.usage.cost_usd + cost
 
-    def emit(self, event_type, payload=None):
-        """Queue an event; it is recorded when the step's completion is committed."""
-        self.emitted.append({"event": event_type, "payload": payload or {}})
+    def emit(self, event_type, payload=None, *, correlation_id=None, priority=None):
+        """Queue an event; it is published when the step's completion is committed, with the
+        instance's correlation id unless one is given."""
+        self.emitted.append({"event": event_type, "payload": payload or {}, "correlation_id": correlation_id,
+                             "priority": priority})

@@ -1,7 +1,8 @@
 """The durable DAG engine. Public services; everything else in this package is internal."""
 from .claims import step_claim
-from .errors import Conflict, EngineError, InvalidRequest, NotFound
+from .errors import Conflict, EngineError, InvalidRequest, NotFound, PreconditionFailed
 from .instances import (
+    Origin,
     instance_finish_failed,
     instance_pause,
     instance_resume,
@@ -13,12 +14,15 @@ from .instances import (
     step_compensate_mark,
     step_decide,
 )
+from .parked import park_item, park_step, parked_complete, parked_fail, parked_item_end, parked_items_join
 from .reconcile import reconcile
-from .steps import Finish, item_attempt_finish, item_claim, items_join, step_attempt_finish
+from .steps import Finish, item_attempt_finish, item_claim, items_join, lock_instance, step_attempt_finish
 
 __all__ = (
-    "Conflict", "EngineError", "Finish", "InvalidRequest", "NotFound",
+    "Conflict", "EngineError", "Finish", "InvalidRequest", "NotFound", "Origin", "PreconditionFailed",
     "instance_finish_failed", "instance_pause", "instance_resume", "instance_retry", "instance_start",
     "instance_terminate", "instance_time_out", "instances_time_out_expired", "step_compensate_mark",
-    "step_decide", "reconcile", "item_attempt_finish", "item_claim", "items_join", "step_attempt_finish", "step_claim",
+    "step_decide", "reconcile", "item_attempt_finish", "item_claim", "items_join", "lock_instance",
+    "park_item", "park_step", "parked_complete", "parked_fail", "parked_item_end", "parked_items_join",
+    "step_attempt_finish", "step_claim",
 )

@@ -6,8 +6,9 @@ step starts as soon as its own dependencies are done (no layer barriers).
 from django.db.models import F
 from django.utils import timezone
 
-from orchestration import templating
+from orchestration import canvas, templating
 from orchestration.canvas import StepDispatch
+from orchestration.events.publish import publish
 from orchestration.models import StepItem, StepRun
 from orchestration.states import (
     STEP_TERMINAL,
@@ -22,6 +23,7 @@ from orchestration.states import (
     StepStatus as S,
 )
 
+from . import lifecycle
 from .scope import build_scope
 
 # What advancing reads of each step run (its timestamps are written, never read, here).
@@ -65,16 +67,26 @@ def save_state(instance):
     instance.save(update_fields=ENGINE_FIELDS)
 
 
-def dispatch_for(instance, plan, run):
+def step_kind(step):
+    return canvas.SPAWN if step["spawn"] else canvas.WAIT if step["wait_for"] else canvas.RUN
+
+
+def dispatch_for(instance, plan, run, *, countdown=None):
     step = plan.steps[run.step_id]
+    kind = step_kind(step)
+    items = None
+    if step["foreach"] is not None:
+        items = _spawn_item_attempts(run, step) if kind == canvas.SPAWN else _item_attempts(run)
     return StepDispatch(
         step_run_id=run.id,
         attempt=run.attempts + 1,
         queue=step["queue"],
         timeout_seconds=step["timeout_seconds"],
-        items=_item_attempts(run) if step["foreach"] is not None else None,
+        items=items,
         max_parallel=step["max_parallel"],
         priority=instance.priority,
+        kind=kind,
+        countdown=countdown,
     )
 
 
@@ -84,9 +96,24 @@ def _item_attempts(run):
     return tuple((i.index, i.attempts - i.attempt_base + 1) for i in items.only("index", "attempts", "attempt_base"))
 
 
+def _spawn_item_attempts(run, step):
+    """The ready items whose children may start now: for `wait` and `supervised`, only as many as
+    `max_parallel` leaves beside the children already running."""
+    items = StepItem.objects.filter(step_run=run).only("index", "status", "attempts", "attempt_base").order_by("index")
+    ready = [(i.index, i.attempts - i.attempt_base + 1) for i in items if i.status == S.READY]
+    cap = step["max_parallel"]
+    if cap and step["spawn"]["strategy"] in ("wait", "supervised"):
+        running = sum(1 for i in items if i.status == S.WAITING_CHILD)
+        ready = ready[:max(0, cap - running)]
+    return tuple(ready)
+
+
 def set_instance_status(instance, status):
+    """Every instance transition goes through here: checked against the one table, then told to
+    the bus (and to a waiting parent or schedule) by `lifecycle`."""
     check_instance_transition(instance.status, status)
-    instance.status = status
+    old, instance.status = instance.status, status
+    lifecycle.instance_changed(instance, old, status)
 
 
 def _first_blocking_failure(plan, runs):
@@ -106,8 +133,13 @@ def _advance_failing(instance, runs, plan, effects):
     """No new steps start; once nothing runs, compensate completed steps newest first.
 
     Only the end of the compensation chain (`instance_finish_failed`) ends a saga that started.
+    Parked steps are cancelled with their waits, and their `wait`/`supervised` children stopped.
     """
+    from .cascade import release_parked
+
     now = timezone.now()
+    parked = StepRun.objects.filter(instance=instance, status__in=STEP_WAITING)
+    release_parked(instance, plan, [r.id for r in parked.only("id")], reason="the parent instance failed")
     StepRun.objects.filter(instance=instance, status__in=[S.PENDING, S.READY, *STEP_WAITING]).update(
         status=S.CANCELLED, finished_at=now
     )
@@ -152,7 +184,7 @@ def _resolve_pending(instance, plan, runs):
             continue
         step = plan.steps[sid]
         if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
-            _finish(run, S.SKIPPED if run.status == S.PENDING else run.status)
+            _finish(instance, plan, run, S.SKIPPED if run.status == S.PENDING else run.status)
             continue
         # foreach items are rendered with `when`, before any approval, so approvers see them.
         has_work = step["foreach"] is None or _prepare_items(instance, plan, runs, run, step)
@@ -217,7 +249,7 @@ def _prepare_items(instance, plan, runs, run, step):
             raise templating.TemplateError(f"foreach must yield a list, got {type(items).__name__}")
     except templating.TemplateError as exc:
         run.error = {"type": "TemplateError", "message": f"foreach: {exc}"}
-        _finish(run, S.FAILED)
+        _finish(instance, plan, run, S.FAILED)
         return False
     existing = {i.index: i for i in StepItem.objects.filter(step_run=run)}
     StepItem.objects.filter(step_run=run, index__gte=len(items)).delete()
@@ -232,15 +264,17 @@ def _prepare_items(instance, plan, runs, run, step):
     StepRun.objects.filter(id=run.id).update(item_count=run.item_count)
     if not items:
         run.output = []
-        _finish(run, S.COMPLETED)
+        _finish(instance, plan, run, S.COMPLETED)
         return False
     return True
 
 
-def _finish(run, status):
+def _finish(instance, plan, run, status):
     run.status = status
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at", "error", "output", "item_count"])
+    if status in (S.COMPLETED, S.FAILED):
+        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, status)])
 
 
 def _scope(instance, plan, runs):

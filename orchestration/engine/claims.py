@@ -28,7 +28,8 @@ WITH claimed AS (
       FROM {_INSTANCE} AS i
      WHERE {{target}} AND i.id = s.instance_id
        AND i.status IN ('running', 'waiting') AND NOT i.failing
-     RETURNING s.id, s.instance_id, s.step_id, s.attempts, s.attempt_base, i.version_id, i.context, i.parent_id
+     RETURNING s.id, s.instance_id, s.step_id, s.attempts, s.attempt_base, i.version_id, i.context, i.parent_id,
+               i.trigger, i.priority
 ), recorded AS (
     INSERT INTO {_ATTEMPT} (step_run_id, item_index, number, status, worker, task_id, started_at,
                             error_type, error_message, traceback, tokens_in, tokens_out, cost_usd, model)
@@ -38,7 +39,8 @@ WITH claimed AS (
        DO UPDATE SET worker = EXCLUDED.worker, task_id = EXCLUDED.task_id, started_at = EXCLUDED.started_at,
                      status = 'running'
 )
-SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id FROM claimed
+SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id, trigger, priority
+  FROM claimed
 """
 # Attempt n of this step: it is ready after attempt n-1, or this very message is redelivered.
 _THIS_STEP = """s.id = %(id)s AND ((s.status = 'ready' AND s.attempts = %(attempt)s - 1)
@@ -56,6 +58,8 @@ class InstanceView:
     id: object
     context: dict
     parent_id: object
+    trigger: dict | None = None
+    priority: int = 5
 
 
 def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs=None):
@@ -89,13 +93,15 @@ def _claim(target, **params):
 
 
 def _claim_from_row(row, runs=None):
-    step_run_id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id = row
+    step_run_id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id, trigger, priority = row
     if isinstance(context, str):  # Django leaves jsonb undecoded on its connections
         context = json.loads(context)
+    if isinstance(trigger, str):
+        trigger = json.loads(trigger)
     return Claim(
         step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempts,
         attempt_base=attempt_base, plan=plan_for_version_id(version_id),
-        instance=InstanceView(instance_id, context or {}, parent_id),
+        instance=InstanceView(instance_id, context or {}, parent_id, trigger, priority),
         runs=run_outputs(instance_id) if runs is None else runs,
     )
 

@@ -26,3 +26,10 @@ class Conflict(EngineError):
 class InvalidRequest(EngineError):
     code = "invalid"
     http_status = 400
+
+
+class PreconditionFailed(EngineError):
+    """A compare-and-set write whose expected version is not the current one."""
+
+    code = "precondition_failed"
+    http_status = 412

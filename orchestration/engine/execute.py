@@ -111,16 +111,14 @@ def _step_events(claim, scope, output):
         return []
     own = {**scope["steps"], claim.step_id: {"status": "completed", "output": output}}
     scope = {**scope, "steps": own, "nodes": own}
-    return [{"event": e["event"], "payload": templating.render_value(e["payload"], scope, claim.plan.step_ids)}
+    return [{"event": e["event"], "payload": templating.render_value(e["payload"], scope, claim.plan.step_ids),
+             "correlation_id": templating.render_value(e.get("correlation_id"), scope, claim.plan.step_ids),
+             "priority": e.get("priority")}
             for e in claim.step["emit"]]
 
 
 def resolve_action_name(step):
     """An agent step runs its capability's action, or the action `<agent>.<capability>`."""
-    for kind in ("spawn", "wait_for"):
-        if step[kind]:
-            raise actions.ActionError(f"'{kind}' steps are not executable yet (child workflows and events "
-                                      "come with the coordination work)")
     if not step["agent"]:
         return step["action"]
     from registry.models import Agent

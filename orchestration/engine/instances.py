@@ -1,15 +1,18 @@
 """Instance lifecycle services: start, pause, resume, terminate, retry, approve, time out."""
+import uuid
+from dataclasses import dataclass
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dacproject.nul import nul_path
 from governance.audit import actor_parts, audit_record
-from orchestration.models import StepItem, StepRun, WorkflowInstance
+from orchestration.events.publish import publish
+from orchestration.models import StepRun, WorkflowInstance
 from orchestration.states import (
     INSTANCE_TERMINAL,
-    STEP_TERMINAL,
     IllegalTransition,
 )
 from orchestration.states import (
@@ -22,16 +25,39 @@ from registry.models import WorkflowDefinition
 from registry.selectors import definition_is_startable
 from registry.spec import spec_sha256
 
+from . import lifecycle
 from .advance import advance, dispatch_for, finish_failed, set_instance_status
+from .cascade import stop_instance
 from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
 from .plan import plan_for, plan_for_version_id
 from .steps import lock_instance
 
+MANUAL = {"type": "manual"}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What started an instance besides its actor (DESIGN §2 `trigger`, §6.1 correlation, §6.3).
+
+    `correlation_id` defaults to the new instance's own id; a spawned child names its parent's
+    step, item, attempt and restart, which together make the child's creation idempotent.
+    """
+
+    trigger: dict | None = None
+    trigger_key: str = ""
+    correlation_id: str = ""
+    parent_id: object = None
+    parent_step_run_id: int | None = None
+    parent_item_index: int | None = None
+    spawn_attempt: int | None = None
+    spawn_restart: int | None = None
+
 
 @transaction.atomic
-def instance_start(*, workflow, context=None, actor=None, parent=None, priority=None):
+def instance_start(*, workflow, context=None, actor=None, priority=None, origin=None):
     """Create an instance pinned to the definition's latest version and dispatch its first steps."""
+    origin = origin or Origin()
     definition = WorkflowDefinition.objects.select_related("latest_version").filter(key=workflow).first()
     if definition is None:
         raise NotFound(f"workflow '{workflow}' is not registered")
@@ -52,14 +78,21 @@ def instance_start(*, workflow, context=None, actor=None, parent=None, priority=
     now = timezone.now()
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
+    instance_id = uuid.uuid4()
     instance = WorkflowInstance.objects.create(
-        created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256, status=I.RUNNING,
-        context=context, parent=parent, priority=plan.spec["priority"] if priority is None else priority,
+        id=instance_id, created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256,
+        status=I.RUNNING, context=context, priority=plan.spec["priority"] if priority is None else priority,
         created_by=user, started_at=now, deadline_at=now + timezone.timedelta(minutes=timeout) if timeout else None,
+        trigger=origin.trigger or MANUAL, trigger_key=origin.trigger_key,
+        correlation_id=origin.correlation_id or str(instance_id), parent_id=origin.parent_id,
+        parent_step_run_id=origin.parent_step_run_id, parent_item_index=origin.parent_item_index,
+        spawn_attempt=origin.spawn_attempt, spawn_restart=origin.spawn_restart,
     )
     StepRun.objects.bulk_create(StepRun(instance=instance, step_id=sid) for sid in plan.order)
     audit_record(actor=actor, verb="instance.start", target_type="instance", target_id=instance.id,
-                 details={"workflow": workflow, "version": version.number})
+                 details={"workflow": workflow, "version": version.number,
+                          "trigger": instance.trigger.get("type")})
+    publish([lifecycle.instance_event(instance, "workflow.started")])
     effects = Effects()
     advance(instance, plan, effects)
     effects.send_on_commit()
@@ -99,30 +132,18 @@ def instance_resume(*, instance_id, actor):
     _transition(instance, I.RUNNING, "resume")
     plan = plan_for_version_id(instance.version_id)
     effects = Effects()
-    # Steps that became ready while paused (or whose message was refused) go out now; a
-    # message still queued from before claims nothing, as its attempt number is taken.
-    for run in StepRun.objects.filter(instance=instance, status=S.READY):
-        effects.dispatches.append(dispatch_for(instance, plan, run))
+    # Steps that became ready while paused (or whose message was refused) go out now, with the
+    # ready items of a spawn foreach; a message still queued from before claims nothing, as its
+    # attempt number is taken.
+    ready = Q(status=S.READY) | Q(status=S.WAITING_CHILD, item_count__isnull=False, items__status=S.READY)
+    for run in StepRun.objects.filter(ready, instance=instance).distinct():
+        dispatch = dispatch_for(instance, plan, run)
+        if dispatch.items is None or dispatch.items:
+            effects.dispatches.append(dispatch)
     audit_record(actor=actor, verb="instance.resume", target_type="instance", target_id=instance.id)
     advance(instance, plan, effects)
     effects.send_on_commit()
     return instance
-
-
-def _stop(instance, status):
-    """Cancel everything unfinished and revoke what runs; used by terminate and time-out."""
-    effects = Effects()
-    active = StepRun.objects.filter(instance=instance).exclude(status__in=STEP_TERMINAL)
-    effects.revoke_task_ids = [t for t in active.values_list("task_id", flat=True) if t]
-    running_items = StepItem.objects.filter(step_run__instance=instance, status=S.RUNNING)
-    effects.revoke_task_ids += [t for t in running_items.values_list("task_id", flat=True) if t]
-    now = timezone.now()
-    active.update(status=S.CANCELLED, finished_at=now)
-    StepItem.objects.filter(step_run__instance=instance).exclude(status__in=STEP_TERMINAL).update(status=S.CANCELLED)
-    set_instance_status(instance, status)
-    instance.finished_at = now
-    instance.save()
-    effects.send_on_commit()
 
 
 @transaction.atomic
@@ -132,7 +153,7 @@ def instance_terminate(*, instance_id, actor, reason=""):
         raise Conflict(f"cannot terminate an instance that is {instance.status}")
     _, name = actor_parts(actor)
     instance.error = {"type": "Terminated", "message": reason or f"terminated by {name}"}
-    _stop(instance, I.TERMINATED)
+    stop_instance(instance, I.TERMINATED)
     audit_record(actor=actor, verb="instance.terminate", target_type="instance", target_id=instance.id,
                  details={"reason": reason})
     return instance
@@ -145,7 +166,7 @@ def instance_time_out(*, instance_id):
         return instance
     minutes = instance.version.spec.get("timeout_minutes")
     instance.error = {"type": "TimedOut", "message": f"instance exceeded timeout_minutes={minutes}"}
-    _stop(instance, I.TIMED_OUT)
+    stop_instance(instance, I.TIMED_OUT)
     audit_record(actor=None, verb="instance.timeout", target_type="instance", target_id=instance.id)
     return instance
 
@@ -208,6 +229,7 @@ def step_decide(*, instance_id, step_id, approve, actor, comment=""):
     else:
         run.status, run.finished_at = S.FAILED, timezone.now()
         run.error = {"type": "Rejected", "message": f"rejected by {name}" + (f": {comment}" if comment else "")}
+        publish([lifecycle.step_event(instance, plan.spec["id"], step_id, S.FAILED)])
     run.save()
     audit_record(actor=actor, verb="step.approve" if approve else "step.reject", target_type="step",
                  target_id=f"{instance.id}/{step_id}", details={"comment": comment})

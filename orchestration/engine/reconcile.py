@@ -11,10 +11,12 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from orchestration.events.publish import publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
+from . import lifecycle
 from .advance import dispatch_for, pending_compensations
 from .effects import Effects
 from .plan import plan_for_version_id
@@ -86,6 +88,7 @@ def _recover(run):
     lost = {"type": "WorkerLost", "message": "the worker stopped heart-beating"}
     if not free and run.attempts - run.attempt_base >= plan.steps[run.step_id]["retry"]["max_attempts"]:
         StepRun.objects.filter(id=run.id).update(status=S.FAILED, error=lost, finished_at=timezone.now())
+        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, S.FAILED)])
         effects = Effects()
         advance(instance, plan, effects)
         effects.send_on_commit()

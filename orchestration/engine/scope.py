@@ -23,14 +23,17 @@ def configured_secret_values():
 
 def build_scope(*, instance, workflow, runs, item=None, index=None):
     """`runs`: {step_id: (status, output)} of the instance's steps."""
+    from orchestration.context.services import SharedView
+
     steps = {sid: {"status": status, "output": output} for sid, (status, output) in runs.items()}
     scope = {
         "context": instance.context or {},
         "steps": steps,
         "nodes": steps,
-        "instance": {"id": str(instance.id), "workflow": workflow,
+        "instance": {"id": str(instance.id), "workflow": workflow, "priority": instance.priority,
                      "parent": str(instance.parent_id) if instance.parent_id else None},
-        "shared": {},
+        "trigger": instance.trigger or {"type": "manual"},
+        "shared": SharedView(),
         "secrets": Secrets(secret_value),
     }
     if index is not None:

@@ -10,15 +10,18 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orchestration.models import AttemptStatus, Event, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.events.publish import Draft, publish
+from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
+from . import lifecycle
 from .advance import advance
 from .backoff import retry_delay
 from .claims import step_claim, step_complete
 from .effects import Effects
 from .execute import Claim
+from .parked import items_outcome
 from .plan import plan_for_version_id
 from .scope import run_outputs
 
@@ -60,7 +63,8 @@ def item_claim(*, step_run_id, index, attempt, task_id, worker):
 
 
 def _load_claim(step_run_id, instance_id, attempt, attempt_base):
-    instance = WorkflowInstance.objects.only("id", "context", "parent_id", "version_id").get(id=instance_id)
+    instance = WorkflowInstance.objects.only("id", "context", "parent_id", "version_id", "trigger",
+                                             "priority").get(id=instance_id)
     step_id = StepRun.objects.filter(id=step_run_id).values_list("step_id", flat=True).get()
     return Claim(step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempt,
                  attempt_base=attempt_base, plan=plan_for_version_id(instance.version_id), instance=instance,
@@ -114,7 +118,8 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         instance.completion_count += 1
         if not step_complete(claim=claim, outcome=outcome, seq=instance.completion_count):
             return Finish()  # a duplicate delivery already finished this attempt
-        _record_events(instance, claim, outcome)
+        publish([lifecycle.step_event(instance, claim.plan.spec["id"], claim.step_id, S.COMPLETED),
+                 *emitted_drafts(instance, claim.plan.spec["id"], outcome.emitted)])
     else:
         retryable = instance.status in RETRYABLE and not instance.failing
         retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
@@ -129,6 +134,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         _attempt_end(claim, outcome)
         if retry_in is not None:
             return Finish(retry_in=retry_in)
+        publish([lifecycle.step_event(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)])
     effects = Effects()
     runs = advance(instance, claim.plan, effects)
     next_claim = None
@@ -177,31 +183,24 @@ def items_join(*, step_run_id):
     items = list(StepItem.objects.filter(step_run=run).order_by("index"))
     if run.status != S.RUNNING or any(i.status not in (S.COMPLETED, S.FAILED, S.CANCELLED) for i in items):
         return
-    failed = [i for i in items if i.status == S.FAILED]
+    run.status, run.output, run.error = items_outcome(items)
     run.finished_at = timezone.now()
-    if any(i.status == S.CANCELLED for i in items):  # the instance failed meanwhile
-        run.status = S.CANCELLED
-    elif failed:
-        run.status = S.FAILED
-        run.error = {"type": "ItemsFailed",
-                     "message": f"{len(failed)} of {len(items)} items failed: "
-                                + "; ".join(f"[{i.index}] {(i.error or {}).get('message', '')}" for i in failed[:5]),
-                     "items": {str(i.index): i.error for i in failed}}
-    else:
+    if run.status == S.COMPLETED:
         instance.completion_count += 1
-        run.status, run.output, run.completed_seq = S.COMPLETED, [i.output for i in items], instance.completion_count
+        run.completed_seq = instance.completion_count
     run.save()
+    plan = plan_for_version_id(instance.version_id)
+    if run.status in (S.COMPLETED, S.FAILED):
+        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, run.status)])
     effects = Effects()
-    advance(instance, plan_for_version_id(instance.version_id), effects)
+    advance(instance, plan, effects)
     effects.send_on_commit()
 
 
-def _record_events(instance, claim, outcome):
-    emitted = outcome.emitted
-    if emitted:
-        now = timezone.now()
-        Event.objects.bulk_create(
-            Event(event_type=e["event"], source_workflow=claim.plan.spec["id"], source_instance=instance,
-                  payload=e["payload"] or {}, correlation_id=str(instance.id), timestamp=now)
-            for e in emitted
-        )
+def emitted_drafts(instance, workflow, emitted):
+    """A step's `emit:` and `ctx.emit()` events: they carry the instance's correlation id unless
+    they set their own (DESIGN §6.1)."""
+    return [Draft(e["event"], e["payload"] or {}, source_workflow=workflow, source_instance_id=instance.id,
+                  priority=instance.priority if e.get("priority") is None else e["priority"],
+                  correlation_id=e.get("correlation_id") or instance.correlation_id)
+            for e in emitted]

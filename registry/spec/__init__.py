@@ -13,8 +13,10 @@ import yaml
 from dacproject.nul import nul_path
 
 from .agents import normalize_agent
+from .checker import Checker
 from .errors import ErrorSink, SpecError, SpecInvalid
-from .normalize import Checker, normalize_workflow
+from .normalize import normalize_workflow
+from .triggers import normalize_auto_spawn
 from .validate import validate_workflow
 
 __all__ = ("Compiled", "SpecError", "SpecInvalid", "compile_file", "compile_text", "spec_sha256")
@@ -64,29 +66,47 @@ def parse_text(text, file, fmt=None):
         raise SpecInvalid([SpecError(file, None, None, f"invalid YAML{where}: {problem}")]) from exc
 
 
-def compile_file(path, *, known_workflows=frozenset(), known_agents=None):
+def compile_file(path, *, known_workflows=frozenset(), known_agents=None, known_webhooks=None):
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise SpecInvalid([SpecError(str(path), None, None, f"cannot read file: {exc.strerror}")]) from exc
     return compile_text(text, str(path), base_dir=path.parent, known_workflows=known_workflows,
-                        known_agents=known_agents)
+                        known_agents=known_agents, known_webhooks=known_webhooks)
 
 
-def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflows=frozenset(), known_agents=None):
+def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflows=frozenset(), known_agents=None,
+                 known_webhooks=None):
+    """`known_webhooks`: {path: workflow id} of registered webhook triggers (a path has one owner)."""
     raw = parse_text(text, file, fmt)
     where = nul_path(raw)
     if where:
         raise SpecInvalid([SpecError(file, None, where, "contains a NUL character, which cannot be stored")])
     if isinstance(raw, dict) and "workflows" in raw:
-        return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}))
+        return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}),
+                                  dict(known_webhooks or {}))
     sink = ErrorSink(file)
     spec = normalize_workflow(raw, sink)
     if spec is not None and not sink.errors:
         _validate(spec, sink, set(known_workflows) | {spec["id"]}, known_agents or {})
+        _check_webhook_paths(spec, sink, dict(known_webhooks or {}))
     _raise_if_errors([sink])
     return Compiled("workflow", workflows=[WorkflowDoc(spec, text, file)], warnings=sink.warnings)
+
+
+def _check_webhook_paths(spec, sink, owners):
+    """A webhook path belongs to one workflow; `owners` ({path: workflow}) grows as specs claim paths."""
+    for i, trigger in enumerate(spec["triggers"]):
+        path = trigger.get("path") if trigger["type"] == "webhook" else None
+        if not path:
+            continue
+        owner = owners.get(path)
+        if owner is not None and owner != spec["id"]:
+            sink.error(f"webhook path '{path}' is already used by workflow '{owner}'", field=f"triggers[{i}].path")
+        elif any(t.get("path") == path for t in spec["triggers"][:i] if t["type"] == "webhook"):
+            sink.error(f"webhook path '{path}' appears twice in this workflow", field=f"triggers[{i}].path")
+        owners[path] = spec["id"]
 
 
 def _validate(spec, sink, known_workflows, known_agents):
@@ -97,7 +117,7 @@ def _validate(spec, sink, known_workflows, known_agents):
                       known_agents={name: a["capabilities"] for name, a in known_agents.items()})
 
 
-def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents):
+def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents, known_webhooks):
     sink = ErrorSink(file)
     c = Checker(sink, raw)
     c.unknown_fields(BLUEPRINT_FIELDS)
@@ -135,14 +155,19 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents)
             entry_sink.error(f"workflow id '{doc.spec['id']}' appears twice in the blueprint", field="id")
         seen[doc.spec["id"]] = doc
     known_workflows |= set(seen)
+    # Paths of workflows this blueprint redefines are theirs to keep or give up.
+    owners = {path: wf for path, wf in known_webhooks.items() if wf not in seen}
     for doc, entry_sink in docs:
         if not entry_sink.errors:
             _validate(doc.spec, entry_sink, known_workflows, known_agents)
+            _check_webhook_paths(doc.spec, entry_sink, owners)
+    coordination = c.get("coordination", dict, default={})
+    auto_spawn = normalize_auto_spawn(sink, coordination, known_workflows)
     _raise_if_errors(sinks)
     blueprint = {
         "name": name,
         "description": c.get("description", str, default=""),
-        "coordination": raw.get("coordination") or {},
+        "coordination": {**coordination, "auto_spawn": auto_spawn},
         "governance": raw.get("governance") or {},
         "workflows": [doc.spec["id"] for doc, _ in docs],
     }

@@ -1,7 +1,7 @@
 """Agent registrations (seed 004 §2.1 shape) normalised to {name, type, risk, capabilities}."""
 from registry.models import AgentRisk, AgentType
 
-from .normalize import Checker
+from .checker import Checker
 
 
 def normalize_agent(raw, sink, where):

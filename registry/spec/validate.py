@@ -52,9 +52,6 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
         sink.error(f"unknown action '{step['action']}'", step=sid, field="action")
     if step["compensate"] and step["compensate"]["action"] and not actions.is_known(step["compensate"]["action"]):
         sink.error(f"unknown action '{step['compensate']['action']}'", step=sid, field="compensate.action")
-    for kind in ("spawn", "wait_for"):
-        if step[kind]:
-            sink.warn(f"'{kind}' steps are validated but not executable yet", step=sid, field=kind)
     spawn = step["spawn"]
     if spawn and spawn["workflow"] and spawn["workflow"] not in known_workflows:
         sink.error(f"unknown workflow '{spawn['workflow']}'", step=sid, field="spawn.workflow")
@@ -68,9 +65,11 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
         sink.warn("join: any has no effect with fewer than two dependencies", step=sid, field="join")
     for field, value in (("with", step["with"]), ("when", step["when"]), ("foreach", step["foreach"]),
                          ("spawn.context", (spawn or {}).get("context")),
-                         ("wait_for.match", (step["wait_for"] or {}).get("match"))):
+                         ("wait_for.match", (step["wait_for"] or {}).get("match")),
+                         ("wait_for.correlation_id", (step["wait_for"] or {}).get("correlation_id"))):
         if value is not None:
-            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field == "with")
+            item_fields = ("with", "spawn.context")
+            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field in item_fields)
     if step["compensate"]:
         _check_templates(sink, step["compensate"]["with"], sid, "compensate.with", ancestors | {sid}, ids,
                          foreach=False)

@@ -91,7 +91,9 @@ def steps_of(instance):
 
 
 def events_of(instance):
-    return sorted(Event.objects.filter(source_instance_id=instance.id).values_list("event_type", flat=True))
+    """The events the workflow's steps emitted (the engine's lifecycle events left out)."""
+    emitted = Event.objects.filter(source_instance_id=instance.id).exclude(event_type__startswith="workflow.")
+    return sorted(emitted.exclude(event_type__startswith="step.").values_list("event_type", flat=True))
 
 
 def tokens_of(instance):

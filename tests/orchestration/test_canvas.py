@@ -57,3 +57,32 @@ def test_compensation_is_a_chain_in_the_given_order_ending_with_the_finaliser():
 def test_a_redispatched_foreach_runs_only_the_given_items_at_their_next_attempt():
     sig = dispatch_signature([StepDispatch(5, 1, items=((2, 3), (4, 1)))])
     assert [t.args for t in sig.tasks] == [(5, 2, 3), (5, 4, 1)]
+
+
+def test_instance_priority_is_inverted_for_redis_where_celery_serves_zero_first():
+    urgent, normal, low = (dispatch_signature([StepDispatch(1, 1, priority=p)]) for p in (9, 5, 2))
+    assert (urgent.options["priority"], normal.options["priority"], low.options["priority"]) == (0, 4, 7)
+
+
+def test_a_retry_carries_its_backoff_as_a_countdown():
+    assert dispatch_signature([StepDispatch(1, 2, countdown=4.5)]).options["countdown"] == 4.5
+
+
+def test_a_wait_for_step_is_one_parking_task_without_time_limits():
+    sig = dispatch_signature([StepDispatch(3, 1, kind="wait", timeout_seconds=30)])
+    assert sig.task == "orchestration.events.tasks.park_wait"
+    assert sig.args == (3, 1)
+    assert "soft_time_limit" not in sig.options
+
+
+def test_a_spawn_step_is_one_child_start():
+    sig = dispatch_signature([StepDispatch(4, 2, kind="spawn")])
+    assert (sig.task, sig.args) == ("orchestration.spawning.tasks.spawn_child", (4, None, 2))
+
+
+def test_a_spawn_foreach_is_a_group_of_child_starts_one_per_given_item():
+    sig = dispatch_signature([StepDispatch(4, 1, kind="spawn", items=((0, 1), (1, 1), (3, 2)))])
+    assert isinstance(sig, group)
+    assert [(t.task, t.args) for t in sig.tasks] == [("orchestration.spawning.tasks.spawn_child", (4, 0, 1)),
+                                                     ("orchestration.spawning.tasks.spawn_child", (4, 1, 1)),
+                                                     ("orchestration.spawning.tasks.spawn_child", (4, 3, 2))]

@@ -62,3 +62,26 @@ def test_secrets_resolve_lazily_and_are_remembered_for_masking():
 def test_mask_replaces_secret_values_everywhere():
     value = {"h": "Bearer abc123", "l": ["abc123", 5], "n": None}
     assert mask(value, ["abc123"]) == {"h": "Bearer ***", "l": ["***", 5], "n": None}
+
+
+@pytest.mark.parametrize("name", ["items", "keys", "values", "get", "update", "pop", "copy"])
+@pytest.mark.parametrize("namespace", ["context", "trigger", "shared"])
+def test_a_dotted_name_on_a_mapping_is_the_key_never_a_dict_method(namespace, name):
+    scope = {namespace: {name: [1, 2, 3]}}
+    assert templating.render_string(f"{{{{ {namespace}.{name} }}}}", scope) == [1, 2, 3]
+    assert templating.render_string(f"{{{{ {namespace}.{name} | length }}}}", scope) == 3
+
+
+@pytest.mark.parametrize("name", ["items", "keys", "values", "get", "update"])
+def test_step_outputs_and_nested_payloads_read_keys_named_like_dict_methods(name):
+    scope = {"steps": {"a": {"status": "completed", "output": {name: {"values": "v"}}}},
+             "trigger": {"payload": {name: 7}}}
+    assert templating.render_string(f"{{{{ steps.a.output.{name}.values }}}}", scope) == "v"
+    assert templating.render_string(f"{{{{ trigger.payload.{name} + 1 }}}}", scope) == 8
+
+
+def test_a_missing_key_is_undefined_rather_than_a_dict_method():
+    with pytest.raises(templating.TemplateError, match="items"):
+        templating.render_string("{{ context.items }}", {"context": {"n": 1}})
+    assert templating.render_string("{{ context.items | default([]) }}", {"context": {}}) == []
+    assert templating.render_string("{{ context | items | list }}", {"context": {"n": 1}}) == [["n", 1]]

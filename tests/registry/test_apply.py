@@ -167,7 +167,8 @@ def test_seed_blueprint_validates_verbatim_with_a_warning_per_stepless_workflow(
         assert (warning.file, warning.step, warning.field) == (str(SEED_BLUEPRINT), None, "steps")
         assert "has no steps" in warning.message
     assert compiled.blueprint["coordination"]["auto_spawn"][1] == {
-        "on_event": "bug_report_created", "spawn": "software-development", "priority": "high"}
+        "on_event": "bug_report_created", "spawn": "software-development", "priority": 7,
+        "filters": {}, "context": {}, "debounce": None}
     assert compiled.blueprint["governance"]["auto_approve"] == [
         "routine_bug_fixes", "documentation_updates", "test_additions"]
 
@@ -185,7 +186,7 @@ def test_seed_blueprint_registers_seven_listed_but_unstartable_workflows(db):
     assert definitions["customer-support"].type == "support"
     assert definitions["customer-support"].trigger_types == ["webhook"]
     assert definitions["product-ideation"].latest_version.spec["triggers"][0] == {
-        "type": "scheduled", "cron": "0 9 * * 1", "timezone": "UTC", "context": {}}
+        "type": "scheduled", "cron": "0 9 * * 1", "timezone": "UTC", "context": {}, "overlap": "allow"}
     assert [d.key for d in selectors.definition_list(type="operations")] == [
         "deployment-pipeline", "incident-response", "product-ideation", "product-prioritization"]
     assert Blueprint.objects.get().spec["workflows"] == SEED_BLUEPRINT_WORKFLOWS
@@ -230,7 +231,8 @@ def test_seed004_workflows_are_accepted_once_their_agents_are_registered(db):
         services.definitions_apply(compiled=compiled, actor="test")
 
     spec = selectors.definition_get("compliance-check-weekly").latest_version.spec
-    assert spec["triggers"] == [{"type": "scheduled", "cron": "0 9 * * 1", "timezone": "UTC", "context": {}}]
+    assert spec["triggers"] == [{"type": "scheduled", "cron": "0 9 * * 1", "timezone": "UTC", "context": {},
+                                 "overlap": "allow"}]
     report_step = spec["steps"][1]
     assert report_step["depends_on"] == ["scan-compliance"]
     assert report_step["with"]["score"] == "{{ nodes.scan-compliance.output.score }}"
@@ -372,7 +374,7 @@ def test_seed004_dialect_is_normalised_to_the_canonical_spec(db):
     spec = services.compile_path(Path(__file__).parent / "good" / "seed004-dialect-with-actions.yaml").workflows[0].spec
     assert spec["id"] == spec["name"] == "weekly-digest"
     assert spec["triggers"] == [{"type": "scheduled", "cron": "30 8 * * mon-fri", "timezone": "Europe/Paris",
-                                 "context": {}}]
+                                 "context": {}, "overlap": "allow"}]
     digest = spec["steps"][1]
     assert digest["depends_on"] == ["collect-stats"]
     assert digest["on_error"] == "continue"

@@ -1,0 +1,84 @@
+"""What a status change tells the rest of the system (DESIGN §6.1): lifecycle events on the bus,
+and, when an instance ends, its waiting parent step and its schedule's buffered run.
+
+Events are stored in the transaction of the change; the notices go out after it commits, and
+the reconciler covers a notice lost between the two.
+"""
+from django.db import transaction
+
+from orchestration.events.publish import Draft, publish
+from orchestration.states import INSTANCE_TERMINAL
+from orchestration.states import InstanceStatus as I
+
+from .plan import plan_for_version_id
+
+_INSTANCE_EVENTS = {
+    I.PAUSED: "workflow.paused",
+    I.COMPLETED: "workflow.completed",
+    I.FAILED: "workflow.failed",
+    I.TERMINATED: "workflow.terminated",
+    I.TIMED_OUT: "workflow.timed_out",
+}
+
+
+def workflow_of(instance):
+    return plan_for_version_id(instance.version_id).spec["id"]
+
+
+def _event_name(old, new):
+    if new == I.RUNNING and old == I.PAUSED:
+        return "workflow.resumed"
+    if new == I.RUNNING and old in (I.PENDING, I.QUEUED):
+        return "workflow.started"
+    if new != old:
+        return _INSTANCE_EVENTS.get(new)
+    return None
+
+
+def instance_event(instance, name):
+    """`workflow.*`: {instance, workflow, status, result|error}, with the instance's correlation id."""
+    workflow = workflow_of(instance)
+    payload = {"instance": str(instance.id), "workflow": workflow, "status": instance.status}
+    if instance.status == I.COMPLETED:
+        payload["result"] = instance.result
+    elif instance.error is not None:
+        payload["error"] = instance.error
+    return Draft(name, payload, source_workflow=workflow, source_instance_id=instance.id,
+                 priority=instance.priority, correlation_id=instance.correlation_id)
+
+
+def step_event(instance, workflow, step_id, status):
+    """`step.completed|failed`: {instance, workflow, step, status}."""
+    return Draft(f"step.{status}", {"instance": str(instance.id), "workflow": workflow, "step": step_id,
+                                    "status": str(status)},
+                 source_workflow=workflow, source_instance_id=instance.id, priority=instance.priority,
+                 correlation_id=instance.correlation_id)
+
+
+def instance_changed(instance, old, new):
+    """Called by the engine for every instance transition, inside its transaction."""
+    name = _event_name(old, new)
+    if name:
+        publish([instance_event(instance, name)])
+    if new in INSTANCE_TERMINAL and old not in INSTANCE_TERMINAL:
+        _after_end(instance)
+
+
+def _after_end(instance):
+    from orchestration.events import tasks as event_tasks
+    from orchestration.spawning import tasks as spawn_tasks
+
+    instance_id = str(instance.id)
+    if instance.parent_step_run_id:
+        transaction.on_commit(lambda: _send(spawn_tasks.child_ended, instance_id))
+    if instance.trigger_key and (instance.trigger or {}).get("type") == "scheduled":
+        transaction.on_commit(lambda: _send(event_tasks.schedule_release, instance.trigger_key))
+
+
+def _send(task, argument):
+    try:
+        task.delay(argument)
+    except Exception:  # noqa: BLE001 - committed already; the reconciler sends it again
+        import logging
+
+        logging.getLogger(__name__).exception("could not send %s(%s); the reconciler will", task.name, argument)

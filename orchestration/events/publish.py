@@ -1,0 +1,98 @@
+"""Publishing: an event is stored in the publisher's transaction, and only after that commits
+is a reaction sent, and only when a trigger or a parked `wait_for` step listens to its type.
+
+Why this ordering closes the lost-wakeup race with `wait_for` (DESIGN §6.4): the publisher
+commits the event, then reads the open waits; the parking step commits its wait, then reads
+the events (`orchestration.events.waits`). PostgreSQL commits are totally ordered and every
+statement reads what was committed before it began, so whichever commit comes second is
+followed by a read that sees the other's row: at least one side finds the match, and the
+resume itself is a conditional update, so finding it twice resumes once.
+"""
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import Event, EventWait, Trigger, TriggerKind, WaitStatus
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PRIORITY = 5
+# Events per reaction task: a bulk publish of 1,000 becomes ten tasks that workers share.
+REACTION_BATCH = 100
+
+
+@dataclass
+class Draft:
+    """An event to publish (DESIGN §6.1); `event_id` makes a publication idempotent."""
+
+    event_type: str
+    payload: dict = field(default_factory=dict)
+    source_workflow: str = ""
+    source_instance_id: object = None
+    priority: int = DEFAULT_PRIORITY
+    correlation_id: str = ""
+    ttl_seconds: int | None = None
+    event_id: uuid.UUID | None = None
+
+    def to_event(self, now):
+        event_id = self.event_id or uuid.uuid4()
+        return Event(event_id=event_id, event_type=self.event_type, payload=self.payload,
+                     source_workflow=self.source_workflow or "", source_instance_id=self.source_instance_id,
+                     priority=self.priority, correlation_id=self.correlation_id or str(event_id),
+                     ttl_seconds=self.ttl_seconds, timestamp=now)
+
+
+def publish(drafts, *, ignore_conflicts=False):
+    """Store the events now (in the caller's transaction); react after it commits.
+
+    With `ignore_conflicts`, an event whose id exists already is skipped: engine notices with a
+    derived id (a child's end, say) are published once however often their task runs.
+    """
+    if not drafts:
+        return []
+    now = timezone.now()
+    events = [d.to_event(now) for d in drafts]
+    Event.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
+    entries = [(e.event_id, e.event_type, e.priority) for e in events]
+    transaction.on_commit(lambda: react_if_listened(entries))
+    return events
+
+
+def listened_types(types=None):
+    """The event types (among `types`, or all) that an event trigger or an open wait listens to."""
+    among = "" if types is None else " AND event_type = ANY(%s)"
+    params = [TriggerKind.EVENT] + ([] if types is None else [list(types)])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT event_type FROM {Trigger._meta.db_table} WHERE kind = %s{among} "
+            f"UNION SELECT DISTINCT event_type FROM {EventWait._meta.db_table} WHERE status = %s{among}",
+            params + [WaitStatus.WAITING] + params[1:])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def react_if_listened(entries):
+    """After commit: send reactions for the events something listens to. A failure here loses
+    nothing: the reconciler finds listened-to events that never reacted and sends them again."""
+    try:
+        listened = listened_types({t for _, t, _ in entries})
+        wanted = [(event_id, priority) for event_id, t, priority in entries if t in listened]
+        if wanted:
+            send_reactions(wanted)
+    except Exception:  # noqa: BLE001 - the publish is committed; the reconciler resends
+        logger.exception("could not send reactions for %d event(s); the reconciler will", len(entries))
+
+
+def send_reactions(events):
+    """`events`: [(event_id, priority)]. Higher priority first, in batches, each at its priority."""
+    from orchestration.canvas import celery_priority
+
+    from . import tasks
+
+    ordered = sorted(events, key=lambda e: -e[1])
+    for start in range(0, len(ordered), REACTION_BATCH):
+        batch = ordered[start:start + REACTION_BATCH]
+        tasks.react.apply_async(args=([str(event_id) for event_id, _ in batch],),
+                                priority=celery_priority(batch[0][1]))

@@ -1,0 +1,170 @@
+"""Child workflows (DESIGN §6.3): a `spawn` step starts a child instance and, by its strategy,
+parks until the child ends (`wait`, `supervised`) or completes at once (`callback`,
+`fire_and_forget`). With `foreach`, one child per item, `max_parallel` of them at a time, the
+step's output being their results in item order.
+
+The spawn task parks the step (or item) and starts the child in one transaction under the
+parent's lock; the child is unique per (step, item, attempt, restart), so a redelivered spawn
+starts nothing twice. A child's end reaches its parent through `child_ended`, a task sent
+after the child's last commit; it applies the strategy once (conditional updates on the
+parked step), and the reconciler sends it again for any parent still parked on an ended child.
+"""
+import uuid
+
+from django.db import transaction
+
+from orchestration import engine, templating
+from orchestration.engine.effects import Effects
+from orchestration.engine.plan import plan_for_version_id
+from orchestration.engine.scope import build_scope, run_outputs
+from orchestration.events.publish import Draft, publish
+from orchestration.models import StepItem, StepRun, WorkflowInstance
+from orchestration.states import INSTANCE_TERMINAL
+from orchestration.states import InstanceStatus as I
+from orchestration.states import StepStatus as S
+
+WAITING = S.WAITING_CHILD
+AT_ONCE = ("callback", "fire_and_forget")
+
+
+class SpawnError(Exception):
+    pass
+
+
+@transaction.atomic
+def child_spawn(*, step_run_id, index, attempt):
+    """The spawn task's service: park the step (or its item `index`) and start its child."""
+    instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
+    if instance_id is None:
+        return None
+    parent = engine.lock_instance(instance_id)
+    run = StepRun.objects.get(id=step_run_id)
+    plan = plan_for_version_id(parent.version_id)
+    spawn = plan.steps[run.step_id]["spawn"]
+    effects = Effects()
+    item = StepItem.objects.filter(step_run=run, index=index).values_list("item", flat=True).first()
+    try:
+        context = _child_context(parent, plan, spawn, index, item)
+        problem = None
+    except SpawnError as exc:
+        context, problem = None, {"type": "SpawnFailed", "message": str(exc)}
+    inputs = {"workflow": spawn["workflow"], "context": context, "strategy": spawn["strategy"]}
+    if index is None:
+        if not engine.park_step(parent, plan, run, effects, attempt=attempt, status=WAITING, inputs=inputs):
+            return None
+        number = attempt
+    else:
+        number = engine.park_item(parent, plan, run, effects, index=index, attempt=attempt, inputs=inputs)
+        if number is None:
+            return None
+    child = None
+    if problem is None:
+        try:
+            child = _start_child(parent, run, spawn, index=index, attempt=number, restart=0, context=context)
+        except engine.EngineError as exc:
+            problem = {"type": "SpawnFailed", "message": f"could not start '{spawn['workflow']}': {exc.message}"}
+    if problem is not None:
+        _end(parent, plan, run, index, number, effects, error=problem, retry=False)
+    elif spawn["strategy"] in AT_ONCE:
+        _end(parent, plan, run, index, number, effects, output={"child": str(child.id)})
+    effects.send_on_commit()
+    return child
+
+
+def _child_context(parent, plan, spawn, index, item):
+    scope = build_scope(instance=parent, workflow=plan.spec["id"], runs=run_outputs(parent.id),
+                        item=item, index=index)
+    try:
+        context = templating.render_value(spawn["context"], scope, plan.step_ids)
+    except templating.TemplateError as exc:
+        raise SpawnError(f"spawn.context: {exc}") from exc
+    if not isinstance(context, dict):
+        raise SpawnError(f"spawn.context must yield a mapping, got {type(context).__name__}")
+    return context
+
+
+def _start_child(parent, run, spawn, *, index, attempt, restart, context):
+    trigger = {"type": "spawn", "parent": str(parent.id), "step": run.step_id, "strategy": spawn["strategy"]}
+    if index is not None:
+        trigger["item"] = index
+    origin = engine.Origin(trigger=trigger, correlation_id=parent.correlation_id, parent_id=parent.id,
+                           parent_step_run_id=run.id, parent_item_index=index, spawn_attempt=attempt,
+                           spawn_restart=restart)
+    return engine.instance_start(workflow=spawn["workflow"], context=context, priority=parent.priority,
+                                 actor=f"spawn:{parent.id}/{run.step_id}", origin=origin)
+
+
+def _end(parent, plan, run, index, attempt, effects, *, output=None, error=None, retry=True):
+    """End the parked step, or its item, with the child's result or a failure."""
+    if index is not None:
+        return engine.parked_item_end(parent, plan, run, index, attempt, effects, output=output, error=error,
+                                      retry=retry)
+    if error is None:
+        return engine.parked_complete(parent, plan, run, output, effects, status=WAITING)
+    return engine.parked_fail(parent, plan, run, error, effects, status=WAITING, retry=retry)
+
+
+@transaction.atomic
+def child_ended(*, child_id):
+    """Apply a finished child to its parent step, by strategy; True if this call changed it."""
+    child = WorkflowInstance.objects.select_related("definition").filter(id=child_id).first()
+    if child is None or child.status not in INSTANCE_TERMINAL or child.parent_step_run_id is None:
+        return False
+    instance_id = StepRun.objects.filter(id=child.parent_step_run_id).values_list("instance_id", flat=True).first()
+    if instance_id is None:
+        return False
+    parent = engine.lock_instance(instance_id)
+    run = StepRun.objects.get(id=child.parent_step_run_id)
+    plan = plan_for_version_id(parent.version_id)
+    spawn = plan.steps[run.step_id]["spawn"]
+    if spawn["strategy"] == "callback":
+        _announce(parent, run, child)
+        return True
+    if spawn["strategy"] != "wait" and spawn["strategy"] != "supervised":
+        return False
+    if not _is_current(run, child):
+        return False  # a child of an earlier attempt, or one a restart replaced
+    effects = Effects()
+    index = child.parent_item_index
+    if child.status == I.COMPLETED:
+        changed = _end(parent, plan, run, index, child.spawn_attempt, effects, output=child.result)
+    elif spawn["strategy"] == "supervised" and child.spawn_restart < spawn["max_restarts"]:
+        _start_child(parent, run, spawn, index=index, attempt=child.spawn_attempt, restart=child.spawn_restart + 1,
+                     context=child.context)
+        changed = True
+    else:
+        changed = _end(parent, plan, run, index, child.spawn_attempt, effects, error=_child_error(child, spawn),
+                       retry=spawn["strategy"] == "wait")
+    effects.send_on_commit()
+    return changed
+
+
+def _is_current(run, child):
+    if child.parent_item_index is None:
+        waiting = run.status == WAITING and run.attempts == child.spawn_attempt
+    else:
+        waiting = StepItem.objects.filter(step_run=run, index=child.parent_item_index, status=WAITING,
+                                          attempts=child.spawn_attempt).exists()
+    newer = WorkflowInstance.objects.filter(parent_step_run_id=run.id, parent_item_index=child.parent_item_index,
+                                            spawn_attempt=child.spawn_attempt, spawn_restart__gt=child.spawn_restart)
+    return waiting and not newer.exists()
+
+
+def _child_error(child, spawn):
+    reason = (child.error or {}).get("message") or child.status
+    restarts = f" after {child.spawn_restart} restart(s)" if spawn["strategy"] == "supervised" else ""
+    return {"type": "ChildFailed", "child": str(child.id),
+            "message": f"child {child.id} ({child.definition.key}) ended {child.status}{restarts}: {reason}"}
+
+
+def _announce(parent, run, child):
+    """`callback`: the child's end as `workflow.child.completed|failed`, correlated to the parent.
+    Its id derives from the child, so a repeated notice publishes nothing new."""
+    ok = child.status == I.COMPLETED
+    payload = {"instance": str(child.id), "workflow": child.definition.key, "status": child.status,
+               "parent": str(parent.id), "step": run.step_id, "item": child.parent_item_index}
+    payload["result" if ok else "error"] = child.result if ok else child.error
+    publish([Draft(f"workflow.child.{'completed' if ok else 'failed'}", payload, source_workflow=child.definition.key,
+                   source_instance_id=child.id, priority=parent.priority, correlation_id=str(parent.id),
+                   event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dac:child-ended:{child.id}"))],
+            ignore_conflicts=True)
