@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from orchestration.canvas import RUN
 from orchestration.events.publish import Draft, publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
@@ -147,7 +148,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
 def _continue_inline(effects, queue, task_id, worker, runs):
     """Claim one newly ready plain step (no time limit of its own) for the running task."""
     for dispatch in effects.dispatches:
-        if dispatch.items is None and dispatch.queue == queue and not dispatch.timeout_seconds:
+        if dispatch.kind == RUN and dispatch.items is None and dispatch.queue == queue and not dispatch.timeout_seconds:
             outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
             next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=task_id,
                                     worker=worker, runs=outputs)

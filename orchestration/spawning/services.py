@@ -84,7 +84,8 @@ def _child_context(parent, plan, spawn, index, item):
 
 
 def _start_child(parent, run, spawn, *, index, attempt, restart, context):
-    trigger = {"type": "spawn", "parent": str(parent.id), "step": run.step_id, "strategy": spawn["strategy"]}
+    trigger = {"type": "spawn", "parent": str(parent.id), "step": run.step_id, "strategy": spawn["strategy"],
+               "restart": restart}
     if index is not None:
         trigger["item"] = index
     origin = engine.Origin(trigger=trigger, correlation_id=parent.correlation_id, parent_id=parent.id,
