@@ -4,6 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from orchestration.api import InstanceViewSet
+from orchestration.context.api import ContextView
+from orchestration.events import webhooks
+from orchestration.events.api import EventViewSet
 from registry.api import BlueprintViewSet, WorkflowViewSet
 
 from .api import healthz
@@ -12,10 +15,13 @@ router = DefaultRouter()
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("blueprints", BlueprintViewSet, basename="blueprint")
+router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/context/<str:scope>/<path:key>", ContextView.as_view(), name="context"),
     path("api/v1/", include(router.urls)),
+    path("hooks/<path:path>", webhooks.receive, name="webhook"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),

@@ -9,7 +9,14 @@ from rest_framework.response import Response
 from dacproject.api import query_filters
 
 from . import engine, selectors
-from .serializers import DecisionSerializer, InstanceDetailSerializer, InstanceSerializer, StepRunSerializer
+from .serializers import (
+    DecisionSerializer,
+    InstanceDetailSerializer,
+    InstanceSerializer,
+    SpawnRequestSerializer,
+    StepRunSerializer,
+)
+from .spawning.groups import spawn_group_start
 from .states import InstanceStatus
 
 
@@ -17,7 +24,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
 
     def get_queryset(self):
-        filters = query_filters(self.request, ("status", "workflow", "parent"))
+        filters = query_filters(self.request, ("status", "workflow", "parent", "correlation_id"))
         if filters["status"] and filters["status"] not in InstanceStatus.values:
             return selectors.instance_list().none()
         try:
@@ -38,6 +45,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         OpenApiParameter("status", str, enum=InstanceStatus.values),
         OpenApiParameter("workflow", str, description="workflow id"),
         OpenApiParameter("parent", str, description="parent instance id"),
+        OpenApiParameter("correlation_id", str, description="instances of one chain of events"),
     ])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
@@ -65,6 +73,17 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._lifecycle(engine.instance_retry, pk)
+
+    @extend_schema(request=SpawnRequestSerializer, responses={201: InstanceDetailSerializer})
+    @action(detail=False, methods=["post"])
+    def spawn(self, request):
+        """Start an ad-hoc parent of children: all at once (`parallel`) or one after another (`pipeline`)."""
+        body = SpawnRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        parent = spawn_group_start(mode=body.validated_data["mode"], children=body.validated_data["children"],
+                                   context=body.validated_data["context"], priority=body.validated_data["priority"],
+                                   actor=request.user)
+        return Response(InstanceDetailSerializer(selectors.instance_get(parent.id)).data, status=201)
 
     def _decide(self, request, approve):
         body = DecisionSerializer(data=request.data)

@@ -1,25 +1,40 @@
 """Reads of engine state, in the shapes the CLI and the API share (DESIGN §8)."""
+import uuid
+
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 
 from .models import StepRun, WorkflowInstance
 from .states import INSTANCE_TERMINAL
 
 
+def _instances():
+    children = WorkflowInstance.objects.only("id", "parent_id", "created_at").order_by("created_at")
+    return WorkflowInstance.objects.select_related("definition", "version", "created_by").prefetch_related(
+        Prefetch("children", queryset=children, to_attr="child_list"))
+
+
 def instance_get(instance_id):
     try:
-        return WorkflowInstance.objects.select_related("definition", "version").filter(id=instance_id).first()
+        return _instances().filter(id=instance_id).first()
     except (ValidationError, ValueError):
         return None
 
 
-def instance_list(*, status=None, workflow=None, parent=None):
-    qs = WorkflowInstance.objects.select_related("definition", "version")
+def instance_list(*, status=None, workflow=None, parent=None, correlation_id=None):
+    """Newest first; a malformed `parent` id matches nothing."""
+    qs = _instances()
     if status:
         qs = qs.filter(status=status)
     if workflow:
         qs = qs.filter(definition__key=workflow)
     if parent:
-        qs = qs.filter(parent_id=parent)
+        try:
+            qs = qs.filter(parent_id=uuid.UUID(str(parent)))
+        except ValueError:
+            return qs.none()
+    if correlation_id:
+        qs = qs.filter(correlation_id=correlation_id)
     return qs
 
 
@@ -43,9 +58,19 @@ def step_run_as_dict(run):
     }
 
 
-def instance_summary(instance):
-    return {"id": str(instance.id), "workflow": instance.definition.key, "status": instance.status,
-            "result": instance.result}
+def instance_summary(instance, *, with_result=True):
+    """`dac run`'s output: {id, workflow, status}, and `result` once it waited for the end."""
+    data = {"id": str(instance.id), "workflow": instance.definition.key, "status": instance.status}
+    if with_result:
+        data["result"] = instance.result
+    return data
+
+
+def child_ids(instance):
+    children = getattr(instance, "child_list", None)
+    if children is None:
+        children = WorkflowInstance.objects.filter(parent_id=instance.id).order_by("created_at").only("id")
+    return [str(c.id) for c in children]
 
 
 def instance_as_dict(instance, *, with_steps=True):
@@ -54,9 +79,14 @@ def instance_as_dict(instance, *, with_steps=True):
         "workflow": instance.definition.key,
         "version": instance.version.number,
         "status": instance.status,
+        "priority": instance.priority,
         "result": instance.result,
         "error": instance.error,
         "parent": str(instance.parent_id) if instance.parent_id else None,
+        "children": child_ids(instance),
+        "trigger": instance.trigger or {"type": "manual"},
+        "correlation_id": instance.correlation_id,
+        "created_by": instance.created_by.get_username() if instance.created_by_id else None,
         "created_at": _iso(instance.created_at),
         "started_at": _iso(instance.started_at),
         "finished_at": _iso(instance.finished_at),

@@ -1,8 +1,10 @@
 """API representations of instances and step runs: the same shapes as `dac status --json`."""
 from rest_framework import serializers
 
+from registry.serializers import PriorityField
+
 from .models import StepRun, WorkflowInstance
-from .selectors import ordered_step_runs
+from .selectors import child_ids, ordered_step_runs
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -15,16 +17,30 @@ class StepRunSerializer(serializers.ModelSerializer):
 
 
 class InstanceSerializer(serializers.ModelSerializer):
+    """The `dac status --json` shape (DESIGN §8)."""
+
     workflow = serializers.CharField(source="definition.key")
     version = serializers.IntegerField(source="version.number")
     result = serializers.JSONField()
     error = serializers.JSONField()
     parent = serializers.UUIDField(source="parent_id", allow_null=True)
+    children = serializers.SerializerMethodField()
+    trigger = serializers.SerializerMethodField()
+    created_by = serializers.SerializerMethodField()
 
     class Meta:
         model = WorkflowInstance
-        fields = ["id", "workflow", "version", "status", "result", "error", "parent", "created_at", "started_at",
-                  "finished_at"]
+        fields = ["id", "workflow", "version", "status", "priority", "result", "error", "parent", "children",
+                  "trigger", "correlation_id", "created_by", "created_at", "started_at", "finished_at"]
+
+    def get_children(self, instance) -> list[str]:
+        return child_ids(instance)
+
+    def get_trigger(self, instance) -> dict:
+        return instance.trigger or {"type": "manual"}
+
+    def get_created_by(self, instance) -> str | None:
+        return instance.created_by.get_username() if instance.created_by_id else None
 
 
 class InstanceDetailSerializer(InstanceSerializer):
@@ -40,3 +56,15 @@ class InstanceDetailSerializer(InstanceSerializer):
 class DecisionSerializer(serializers.Serializer):
     step = serializers.CharField(max_length=100)
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+
+
+class SpawnChildSerializer(serializers.Serializer):
+    workflow = serializers.CharField(max_length=100)
+    context = serializers.DictField(required=False, default=dict)
+
+
+class SpawnRequestSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["parallel", "pipeline"])
+    children = SpawnChildSerializer(many=True, allow_empty=False, max_length=100)
+    context = serializers.DictField(required=False, default=dict)
+    priority = PriorityField(required=False, allow_null=True, default=None)

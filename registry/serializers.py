@@ -1,4 +1,5 @@
 """API representations of registry objects (read side)."""
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import WorkflowDefinition
@@ -33,6 +34,23 @@ class ApplyReportSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.DictField())
 
 
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 0, "maximum": 9},
+                             {"type": "string", "enum": ["low", "normal", "high", "critical"]}]})
+class PriorityField(serializers.Field):
+    """low|normal|high|critical or 0..9 (9 most urgent), stored as 0..9."""
+
+    def to_internal_value(self, data):
+        from .spec.checker import parse_priority
+
+        value = parse_priority(data)
+        if value is None:
+            raise serializers.ValidationError("must be low, normal, high, critical or 0..9")
+        return value
+
+    def to_representation(self, value):
+        return value
+
+
 class RunRequestSerializer(serializers.Serializer):
     context = serializers.DictField(required=False, default=dict)
-    priority = serializers.IntegerField(required=False, min_value=0, max_value=9, allow_null=True, default=None)
+    priority = PriorityField(required=False, allow_null=True, default=None)

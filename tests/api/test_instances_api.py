@@ -36,8 +36,11 @@ def test_list_with_filters(api, parked):
 
 def test_detail_has_the_status_json_shape(api, parked):
     body = api.get(f"/api/v1/instances/{parked.id}/").json()
-    assert set(body) == {"id", "workflow", "version", "status", "result", "error", "parent", "created_at",
-                         "started_at", "finished_at", "steps"}
+    assert set(body) == {"id", "workflow", "version", "status", "priority", "result", "error", "parent", "children",
+                         "trigger", "correlation_id", "created_by", "created_at", "started_at", "finished_at",
+                         "steps"}
+    assert (body["priority"], body["children"], body["trigger"]) == (5, [], {"type": "manual"})
+    assert body["correlation_id"] == str(parked.id) and body["created_by"] is None
     assert body["steps"][0] == {"step_id": "gate", "status": "waiting_approval", "attempts": 0, "started_at": None,
                                 "finished_at": None, "output": None, "error": None}
 

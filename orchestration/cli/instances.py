@@ -1,0 +1,117 @@
+"""`dac run | status | approve | pause | resume | terminate | retry`."""
+import sys
+import time
+
+from django.core.management.base import CommandError
+
+from orchestration import engine, selectors
+
+from .common import actor, as_json, json_object, priority_option
+
+POLL_SECONDS = 0.2
+LIFECYCLE = {"pause": engine.instance_pause, "resume": engine.instance_resume,
+             "terminate": engine.instance_terminate, "retry": engine.instance_retry}
+
+
+def add_parsers(verbs):
+    p = verbs.add_parser("run", help="start an instance")
+    p.add_argument("workflow", metavar="WORKFLOW")
+    p.add_argument("--context", default="{}", help="instance input as a JSON object")
+    p.add_argument("--priority", default=None, help="low|normal|high|critical or 0..9")
+    p.add_argument("--wait", action="store_true", help="wait for the end and print the result")
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
+    p.add_argument("--as", dest="as_user", default=None)
+    p = verbs.add_parser("status", help="show an instance, or list recent ones")
+    p.add_argument("id", nargs="?", metavar="ID")
+    p.add_argument("--workflow", default=None)
+    p.add_argument("--status", dest="status_filter", default=None)
+    p.add_argument("--parent", default=None)
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p = verbs.add_parser("approve", help="approve (or --reject) a step waiting for approval")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--step", default=None)
+    p.add_argument("--reject", action="store_true")
+    p.add_argument("--comment", default="")
+    p.add_argument("--as", dest="as_user", default=None)
+    for verb in LIFECYCLE:
+        p = verbs.add_parser(verb, help=f"{verb} an instance")
+        p.add_argument("id", metavar="ID")
+        p.add_argument("--as", dest="as_user", default=None)
+        p.add_argument("--json", action="store_true")
+
+
+def do_run(cmd, workflow, context, priority, wait, timeout, as_user, **_):
+    context = json_object(context, "--context")
+    instance = engine.instance_start(workflow=workflow, context=context, actor=actor(as_user),
+                                     priority=priority_option(priority))
+    if not wait:
+        cmd.out(as_json(selectors.instance_summary(instance, with_result=False)))
+        return
+    deadline = time.monotonic() + timeout if timeout else None
+    while not selectors.instance_is_finished(instance.id):
+        if deadline and time.monotonic() > deadline:
+            cmd.out(as_json(selectors.instance_summary(selectors.instance_get(instance.id))))
+            cmd.stderr.write(f"timed out after {timeout}s waiting for instance {instance.id}")
+            sys.exit(2)
+        time.sleep(POLL_SECONDS)
+    instance = selectors.instance_get(instance.id)
+    cmd.out(as_json(selectors.instance_summary(instance)))
+    if instance.status != "completed":
+        sys.exit(1)
+
+
+def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
+    if id is None:
+        if limit < 1:
+            raise CommandError("--limit must be at least 1")
+        instances = list(selectors.instance_list(workflow=workflow, status=status_filter, parent=parent)[:limit])
+        if json:
+            cmd.out(as_json({"instances": [selectors.instance_as_dict(i, with_steps=False) for i in instances]}))
+            return
+        for i in instances:
+            origin = f" parent={i.parent_id}" if i.parent_id else ""
+            cmd.out(f"{i.id}  {i.definition.key:<30} {i.status:<10} p{i.priority} "
+                    f"{i.created_at:%Y-%m-%d %H:%M:%S}{origin}")
+        return
+    instance = selectors.instance_get(id)
+    if instance is None:
+        raise CommandError(f"instance '{id}' not found")
+    data = selectors.instance_as_dict(instance)
+    if json:
+        cmd.out(as_json(data))
+        return
+    cmd.out(f"{data['id']}  {data['workflow']} v{data['version']}  {data['status']}  priority {data['priority']}")
+    cmd.out(f"trigger: {data['trigger'].get('type')}  correlation: {data['correlation_id']}"
+            + (f"  parent: {data['parent']}" if data["parent"] else ""))
+    if data["error"]:
+        cmd.out(f"error: {data['error'].get('message', data['error'])}")
+    for s in data["steps"]:
+        cmd.out(f"  {s['step_id']:<30} {s['status']:<17} attempts={s['attempts']}")
+    for child in data["children"]:
+        cmd.out(f"  child {child}")
+    if data["result"] is not None:
+        cmd.out(f"result: {as_json(data['result'])}")
+
+
+def do_approve(cmd, id, step, reject, comment, as_user, **_):
+    if step is None:
+        step = _only_waiting_step(id)
+    run = engine.step_decide(instance_id=id, step_id=step, approve=not reject, actor=actor(as_user), comment=comment)
+    cmd.out(f"{'rejected' if reject else 'approved'} {id} step {run.step_id}")
+
+
+def _only_waiting_step(instance_id):
+    instance = selectors.instance_get(instance_id)
+    if instance is None:
+        raise CommandError(f"'{instance_id}' is not an instance; escalation ids are not supported yet, "
+                           "give an instance id and --step")
+    waiting = [s["step_id"] for s in selectors.instance_as_dict(instance)["steps"] if s["status"] == "waiting_approval"]
+    if len(waiting) != 1:
+        raise CommandError(f"give --step: steps waiting for approval: {', '.join(waiting) or 'none'}")
+    return waiting[0]
+
+
+def do_lifecycle(cmd, verb, id, as_user, json, **_):
+    instance = LIFECYCLE[verb](instance_id=id, actor=actor(as_user))
+    cmd.out(as_json(selectors.instance_summary(instance)) if json else f"{instance.id}: {instance.status}")
