@@ -31,7 +31,8 @@ def expand_braces(pattern):
     if not match:
         return [pattern]
     head, tail = pattern[:match.start()], pattern[match.end():]
-    return [p for option in match.group(1).split(",") for p in expand_braces(head + option + tail)]
+    expanded = (p for option in match.group(1).split(",") for p in expand_braces(head + option + tail))
+    return list(dict.fromkeys(expanded))  # nested groups can repeat an alternative
 
 
 def _glob(pattern, actual):

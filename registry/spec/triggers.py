@@ -15,7 +15,7 @@ TRIGGER_TYPES = ("manual", "event", "scheduled", "webhook")
 OVERLAP_POLICIES = ("allow", "skip", "buffer_one", "cancel_other")
 # A filter key is a dotted path into the payload: `repo`, `pr.labels`, `items.0.sku`.
 FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
-WEBHOOK_PATH_RE = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+WEBHOOK_PATH_RE = re.compile(r"^(/(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+)+$")  # no '.' or '..' segments
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 # What a debounce key template may read: the event (`trigger`) and the would-be context.
 DEBOUNCE_NAMESPACES = frozenset({"trigger", "context"})
@@ -87,7 +87,7 @@ def _trigger(sink, raw, where, *, cron_key="cron"):
             t.error("path", "is required for a webhook trigger, e.g. /support/ticket")
         elif not WEBHOOK_PATH_RE.match(path):
             t.error("path", f"'{path}' must start with '/' and hold only letters, digits and . _ ~ - "
-                            "between single slashes, e.g. /support/ticket")
+                            "between single slashes (no '.' or '..' segments), e.g. /support/ticket")
             path = None
         trigger["path"] = path
         secret = t.get("secret", str, default="WEBHOOK")

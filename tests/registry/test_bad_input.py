@@ -220,6 +220,96 @@ id: hook
 triggers: [{type: webhook, path: support/ticket}]
 steps: [{id: a, action: noop}]
 """, None, "triggers[0].path", "must start with '/'"),
+    "webhook_path_with_dot_segments": Bad("""
+id: hook-dots
+triggers: [{type: webhook, path: "/support/../admin"}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].path", "between single slashes"),
+    "webhook_secret_not_a_name": Bad("""
+id: hook-secret
+triggers: [{type: webhook, path: /in, secret: "my secret!"}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].secret", "must be a secret name"),
+    "duplicate_webhook_path_across_blueprint_workflows": Bad("""
+name: hooks-twice
+workflows:
+  - {id: hook-one, triggers: [{type: webhook, path: /same}], steps: [{id: a, action: noop}]}
+  - {id: hook-two, triggers: [{type: webhook, path: /same}], steps: [{id: a, action: noop}]}
+""", None, "triggers[0].path", "webhook path '/same' is already used by workflow 'hook-one'", workflow="hook-two"),
+    "filter_value_is_a_mapping": Bad("""
+id: filtered
+triggers: [{type: event, event: pr_opened, filters: {pr: {author: bob}}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].filters.pr", "use a dotted path for nested fields"),
+    "filter_key_is_not_a_dotted_path": Bad("""
+id: filtered-path
+triggers: [{type: event, event: pr_opened, filters: {"pr..author": bob}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].filters.pr..author", "is not a dotted path into the payload"),
+    "filters_not_a_mapping": Bad("""
+id: filtered-list
+triggers: [{type: event, event: pr_opened, filters: [repo]}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].filters", "must be a mapping, got a list"),
+    "debounce_without_seconds": Bad("""
+id: bouncy
+triggers: [{type: event, event: edited, debounce: {key: "{{ trigger.payload.doc }}"}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].debounce.seconds", "is required"),
+    "debounce_with_negative_seconds": Bad("""
+id: bouncy-negative
+triggers: [{type: event, event: edited, debounce: {seconds: -5}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].debounce.seconds", "must be greater than 0, got -5"),
+    "debounce_key_reads_an_unknown_name": Bad("""
+id: bouncy-steps
+triggers: [{type: event, event: edited, debounce: {key: "{{ steps.a.output }}", seconds: 2}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].debounce.key", "template uses unknown name 'steps'"),
+    "unknown_overlap_policy": Bad("""
+id: overlapping
+triggers: [{type: scheduled, cron: "* * * * *", overlap: queue}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].overlap", "must be one of allow, skip, buffer_one, cancel_other, got 'queue'"),
+    "auto_spawn_of_an_unknown_workflow": Bad("""
+name: spawny
+workflows: [{id: spawn-target, steps: [{id: a, action: noop}]}]
+coordination:
+  auto_spawn: [{on_event: bug_found, spawn: no-such-flow}]
+""", None, "coordination.auto_spawn[0].spawn", "unknown workflow 'no-such-flow'"),
+    "auto_spawn_without_on_event": Bad("""
+name: spawny-event
+workflows: [{id: spawn-target-2, steps: [{id: a, action: noop}]}]
+coordination:
+  auto_spawn: [{spawn: spawn-target-2, priority: high}]
+""", None, "coordination.auto_spawn[0].on_event", "is required"),
+    "auto_spawn_with_a_bad_priority": Bad("""
+name: spawny-priority
+workflows: [{id: spawn-target-3, steps: [{id: a, action: noop}]}]
+coordination:
+  auto_spawn: [{on_event: x, spawn: spawn-target-3, priority: asap}]
+""", None, "coordination.auto_spawn[0].priority", "must be one of low, normal, high, critical or 0..9"),
+    "wait_for_with_a_bad_on_timeout": Bad("""
+id: waiter
+steps:
+  - {id: a, wait_for: {event: reply, on_timeout: retry}}
+""", "a", "wait_for.on_timeout", "must be one of fail, continue, got 'retry'"),
+    "wait_for_match_reads_a_later_step": Bad("""
+id: waiter-later
+steps:
+  - {id: a, wait_for: {event: reply, correlation_id: "{{ steps.b.output }}"}}
+  - {id: b, action: noop, depends_on: [a]}
+""", "a", "wait_for.correlation_id", "which is not an ancestor"),
+    "spawn_context_of_the_wrong_type": Bad("""
+id: spawn-context
+steps:
+  - {id: a, spawn: {workflow: existing-flow, context: [1, 2]}}
+""", "a", "spawn.context", "must be a mapping or a template yielding one, got a list"),
+    "emit_with_a_bad_priority": Bad("""
+id: emitter
+steps:
+  - {id: a, action: noop, emit: [{event: done, priority: 12}]}
+""", "a", "emit[0].priority", "must be one of low, normal, high, critical or 0..9"),
     # --- names and unknown fields -----------------------------------------------------------
     "bad_workflow_id": Bad("id: Bad_ID\nsteps: [{id: a, action: noop}]\n", None, "id", "'Bad_ID' must match"),
     "unknown_step_field": Bad("""
@@ -495,3 +585,14 @@ def test_bad_file_is_rejected(baseline, path):
     (error,) = info.value.errors
     assert (error.file, error.step, error.field) == (str(path), step, field)
     assert message in error.message
+
+
+def test_a_webhook_path_owned_by_another_registered_workflow_is_refused(baseline):
+    from tests.support.helpers import apply_yaml
+
+    apply_yaml("id: hook-owner\ntriggers: [{type: webhook, path: /owned}]\nsteps: [{id: a, action: noop}]\n")
+    exc = rejected("id: hook-thief\ntriggers: [{type: webhook, path: /owned}]\nsteps: [{id: a, action: noop}]\n")
+    assert [(e.field, e.message) for e in exc.errors] == [
+        ("triggers[0].path", "webhook path '/owned' is already used by workflow 'hook-owner'")]
+    # The owner itself may keep (or change) its own path.
+    apply_yaml("id: hook-owner\ntriggers: [{type: webhook, path: /owned}]\nsteps: [{id: b, action: noop}]\n")
