@@ -23,6 +23,16 @@ export PYTHONUNBUFFERED=1
 export PORT="${PORT:-8000}"
 FLOWER_PORT=5555
 
+# Webhook triggers verify `X-DAC-Signature` with DAC_SECRET_WEBHOOK: one is generated per checkout
+# (kept in .run/webhook_secret, never in the repository) unless it is given.
+if [ -z "${DAC_SECRET_WEBHOOK:-}" ]; then
+    mkdir -p .run
+    [ -s .run/webhook_secret ] || python -c 'import secrets; print(secrets.token_hex(24))' > .run/webhook_secret
+    chmod 600 .run/webhook_secret
+    DAC_SECRET_WEBHOOK="$(cat .run/webhook_secret)"
+    export DAC_SECRET_WEBHOOK
+fi
+
 say "collecting static files"
 python manage.py collectstatic --noinput -v 0
 
@@ -71,6 +81,7 @@ print_urls() {
      API docs   $base/api/docs/
      health     $base/healthz
      Flower     http://127.0.0.1:$FLOWER_PORT/
+     webhooks   $base/hooks/<path>   (signing key: DAC_SECRET_WEBHOOK, or .run/webhook_secret)
   ==================================================================
 
 EOF
