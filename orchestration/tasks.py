@@ -11,6 +11,8 @@ from django.db import DataError, InterfaceError, OperationalError
 
 from . import engine
 from .engine.execute import failed_outcome, run_attempt, run_compensation
+from .engine.followups import followups_here
+from .events.publish import reactions_deferred
 
 # A database restart or a dropped connection is retried by Celery, not lost.
 DB_RETRY = {
@@ -25,11 +27,30 @@ DB_RETRY = {
 def run_step(self, step_run_id, attempt):
     """Run attempt `attempt` (absolute number) of a step, then any plain successor it made
     ready on this queue, inline, while the task stays within its time budget."""
-    worker = self.request.hostname or ""
-    redelivered = bool((self.request.delivery_info or {}).get("redelivered")) or self.request.retries > 0
-    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id, worker=worker,
-                              redelivered=redelivered)
-    started = time.monotonic()
+    claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id,
+                              worker=self.request.hostname or "", redelivered=redelivered(self))
+    run_claims(self, claim, started=time.monotonic())
+
+
+def redelivered(task):
+    """A message seen before: its worker died, or the task is retrying a database error."""
+    return bool((task.request.delivery_info or {}).get("redelivered")) or task.request.retries > 0
+
+
+def inline_for(task, started):
+    """The task as an `engine.Inline` while it may still continue into a step, else None."""
+    queue = _inline_queue(task.request, started)
+    return engine.Inline(queue, task.request.id, task.request.hostname or "") if queue else None
+
+
+def run_claims(self, claim, *, started):
+    """Run a claimed attempt, then the plain successors its completions hand this task, while the
+    task's inline budget lasts; reactions and follow-ups of all of it go out at the end."""
+    with followups_here(), reactions_deferred():
+        _run_claims(self, claim, self.request.hostname or "", started)
+
+
+def _run_claims(self, claim, worker, started):
     while claim is not None:
         options = {"task_id": self.request.id, "worker": worker,
                    "continue_on_queue": _inline_queue(self.request, started)}
@@ -39,6 +60,10 @@ def run_step(self, step_run_id, attempt):
             outcome = failed_outcome("UnstorableResult", f"the database refused the result: {exc}")
             finish = engine.step_attempt_finish(claim=claim, outcome=outcome, **options)
         if finish.retry_in is not None:
+            if self.name != run_step.name:  # a step another task continued into: its retry is a run_step
+                run_step.apply_async(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
+                                     queue=claim.step["queue"])
+                return
             raise self.retry(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
                              max_retries=None)
         claim = finish.next_claim

@@ -49,6 +49,7 @@ class Workers:
         proc = self.spawn(["worker", "-l", "warning", "-c", str(concurrency), "-n", name, "-Q", queues,
                            "--without-gossip", "--without-mingle", "-E"], name.split("@")[0], env)
         hostname = name.replace("%h", os.uname().nodename)
+        proc.dac_queues = queues.split(",")
         self.procs[hostname] = proc
         wait_until(lambda: self.ping(hostname), timeout=60, interval=0.5, message=f"worker {hostname} to answer")
         return hostname
@@ -75,14 +76,37 @@ class Workers:
         proc.wait(timeout=60)
 
     def quiesce(self, timeout=30):
-        """Drop queued messages and wait until no task runs, so the test database can be flushed
-        without racing a worker's transaction (TRUNCATE would deadlock with it)."""
+        """Stop consuming, let running tasks end, drop what is queued or scheduled, so the test
+        database can be flushed without racing a worker's transaction (TRUNCATE would deadlock
+        with it). Work a test set off (triggered chains, follow-ups, retries) cannot slip in."""
         from dacproject.celery import app
 
+        destination = list(self.procs)
+        for queue in self.queues():
+            app.control.cancel_consumer(queue, destination=destination, reply=True, timeout=2)
+        inspector = app.control.inspect(destination=destination, timeout=1)
+
+        def idle():
+            scheduled = [t["request"]["id"] for tasks in (inspector.scheduled() or {}).values() for t in tasks]
+            if scheduled:
+                app.control.revoke(scheduled, destination=destination)
+            reserved = [t["id"] for tasks in (inspector.reserved() or {}).values() for t in tasks]
+            if reserved:
+                app.control.revoke(reserved, destination=destination)
+            return not any((inspector.active() or {}).values()) and not scheduled and not reserved
+
+        wait_until(idle, timeout=timeout, interval=0.2, message="workers to finish their tasks")
         app.control.purge()
-        inspector = app.control.inspect(destination=list(self.procs), timeout=1)
-        wait_until(lambda: not any((inspector.active() or {}).values()), timeout=timeout, interval=0.2,
-                   message="workers to finish their tasks")
+
+    def resume(self):
+        """Consume again after `quiesce`."""
+        from dacproject.celery import app
+
+        for queue in self.queues():
+            app.control.add_consumer(queue, destination=list(self.procs), reply=True, timeout=2)
+
+    def queues(self):
+        return {"default"} | {q for proc in self.procs.values() for q in getattr(proc, "dac_queues", ())}
 
     def stop_all(self):
         for hostname in list(self.procs):
@@ -101,6 +125,7 @@ def workers(django_db_setup, django_db_blocker, stub_server):
 @pytest.fixture
 def live(transactional_db, workers):
     """For integration tests: committed data that the session's real workers can see."""
+    workers.resume()
     yield workers
     workers.quiesce()
 

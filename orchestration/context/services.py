@@ -14,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from dacproject.nul import nul_path
+from dacproject.redis_client import RedisError
+from dacproject.redis_client import client as _redis
 from governance.audit import audit_record
 from orchestration.engine.errors import InvalidRequest, NotFound, PreconditionFailed
 from orchestration.events.publish import Draft, publish
@@ -194,16 +195,6 @@ def _actor_name(actor):
 
 
 # --- the Redis read path -----------------------------------------------------------------------
-_client = None
-
-
-def _redis():
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-    return _client
-
-
 def _cache_key(scope, key):
     return f"{_CACHE_PREFIX}{scope}\x1f{key}"
 
@@ -212,7 +203,7 @@ def _cache_read(scope, key):
     try:
         raw = _redis().get(_cache_key(scope, key))
         return json.loads(raw) if raw else None
-    except (redis.RedisError, ValueError):
+    except (RedisError, ValueError):
         logger.warning("shared context cache unavailable; reading %s/%s from PostgreSQL", scope, key)
         return None
 
@@ -225,7 +216,7 @@ def _cache_write(scope, key, value, version, expires_at, *, absent):
                           "expires_at": expires_at.isoformat() if expires_at else None})
     try:
         _redis().eval(_SET_IF_NEWER, 1, _cache_key(scope, key), payload, version, int(ttl))
-    except redis.RedisError:
+    except RedisError:
         logger.warning("could not cache shared context %s/%s; readers fall back to PostgreSQL", scope, key)
 
 

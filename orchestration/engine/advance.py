@@ -31,15 +31,23 @@ RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attem
                     "item_count", "completed_seq")
 
 
-def advance(instance, plan, effects):
+def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=False, preready=()):
     """Resolve what can move, dispatch what became ready, finish the instance when done.
 
-    Returns the step runs as it left them ({step_id: StepRun}), or None for a finished instance.
+    With `inline_queue`, one newly ready plain step on that queue is held for the calling task
+    (`effects.inline`) instead of being written `ready` and dispatched: the task claims it from
+    `pending` in this transaction (`steps._continue_inline`), saving a write and a broker trip.
+    `runs` ({step_id: StepRun}) saves reading them when the caller has them as stored, and a
+    `fresh` instance (just created, as stored) is written only if advancing changed it;
+    `preready` runs were created `ready` (`plainly_ready`) and are dispatched with the rest.
+    Returns the step runs as it left them, or None for a finished instance.
     """
     if instance.status in (I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT):
         return None
-    runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
-    ready = [] if instance.failing else _resolve_pending(instance, plan, runs)
+    as_stored = _engine_state(instance) if fresh else None
+    if runs is None:
+        runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
+    ready = [*preready, *([] if instance.failing else _resolve_pending(instance, plan, runs))]
     if not instance.failing:
         failed = _first_blocking_failure(plan, runs)
         if failed is not None:
@@ -47,14 +55,18 @@ def advance(instance, plan, effects):
     if instance.failing:
         _advance_failing(instance, runs, plan, effects)
         return runs
+    held = _inline_candidate(plan, ready, inline_queue) if instance.status != I.PAUSED else None
+    mark_ready([run for run in ready if run is not held and run not in preready])
     if instance.status != I.PAUSED:
-        effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready)
+        effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready if run is not held)
+        effects.inline = dispatch_for(instance, plan, held) if held is not None else None
     if all(r.status in STEP_TERMINAL for r in runs.values()):
         _complete(instance, plan, runs, effects)
     elif instance.status != I.PAUSED:
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
-    save_state(instance)
+    if as_stored is None or _engine_state(instance) != as_stored:
+        save_state(instance)
     return runs
 
 
@@ -65,6 +77,10 @@ ENGINE_FIELDS = ["status", "result", "error", "failing", "compensation_started",
 
 def save_state(instance):
     instance.save(update_fields=ENGINE_FIELDS)
+
+
+def _engine_state(instance):
+    return tuple(getattr(instance, name) for name in ENGINE_FIELDS if name != "updated_at")
 
 
 def step_kind(step):
@@ -198,9 +214,34 @@ def _resolve_pending(instance, plan, runs):
             instance.completion_count += 1
             run.completed_seq = instance.completion_count
             run.save(update_fields=["completed_seq"])
-    if ready:  # one statement for a whole fan-out
-        StepRun.objects.filter(id__in=[r.id for r in ready]).update(status=S.READY, ready_at=ready[0].ready_at)
     return ready
+
+
+def plainly_ready(plan, step_id):
+    """A step ready the moment its instance starts: no dependency, no condition, no items to
+    render and no approval to ask for (an agent's risk needs a lookup, so agent steps are not)."""
+    step = plan.steps[step_id]
+    return (not plan.deps[step_id] and step["when"] is None and step["foreach"] is None
+            and not step["approval"] and not step["agent"])
+
+
+def mark_ready(runs):
+    """Write `ready` for the runs _resolve_pending made ready: one statement for a whole fan-out."""
+    if runs:
+        StepRun.objects.filter(id__in=[r.id for r in runs]).update(status=S.READY, ready_at=runs[0].ready_at)
+
+
+def _inline_candidate(plan, ready, queue):
+    """The first ready plain step on `queue` with no time limit of its own (it would run under
+    the calling task's), or None."""
+    if not queue:
+        return None
+    for run in ready:
+        step = plan.steps[run.step_id]
+        if step_kind(step) == canvas.RUN and step["foreach"] is None and step["queue"] == queue \
+                and not step["timeout_seconds"]:
+            return run
+    return None
 
 
 def _dependency_decision(plan, runs, sid):

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from orchestration.models import StepAttempt, StepRun, WorkflowInstance
+from orchestration.events.publish import react_on_commit
+from orchestration.models import Event, StepAttempt, StepRun, WorkflowInstance
 
 from .execute import Claim
 from .plan import plan_for_version_id
@@ -19,12 +20,14 @@ from .scope import run_outputs
 _STEP = StepRun._meta.db_table
 _INSTANCE = WorkflowInstance._meta.db_table
 _ATTEMPT = StepAttempt._meta.db_table
+_EVENT = Event._meta.db_table
 
 _CLAIM_SQL = f"""
 WITH claimed AS (
     UPDATE {_STEP} AS s
        SET status = 'running', attempts = %(attempt)s, task_id = %(task_id)s, worker = %(worker)s,
-           heartbeat_at = now(), started_at = COALESCE(s.started_at, now())
+           heartbeat_at = now(), started_at = COALESCE(s.started_at, now()),
+           ready_at = CASE WHEN s.status = 'pending' THEN now() ELSE s.ready_at END
       FROM {_INSTANCE} AS i
      WHERE {{target}} AND i.id = s.instance_id
        AND i.status IN ('running', 'waiting') AND NOT i.failing
@@ -46,6 +49,9 @@ SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, pa
 _THIS_STEP = """s.id = %(id)s AND ((s.status = 'ready' AND s.attempts = %(attempt)s - 1)
                  OR (%(redelivered)s AND s.status = 'running' AND s.attempts = %(attempt)s
                      AND s.task_id = %(task_id)s))"""
+# A step advance held for this task to continue into, in the same transaction: never dispatched,
+# still `pending` (or `ready` when the new instance was created so).
+_HELD_FOR_TASK = "s.id = %(id)s AND s.status IN ('pending', 'ready') AND s.attempts = %(attempt)s - 1"
 # A step this task took on inline, when its message is redelivered after the worker died.
 _CONTINUED_BY_TASK = "s.id = %(id)s AND s.status = 'running' AND s.task_id = %(task_id)s AND s.attempts = %(attempt)s"
 _CONTINUED_SQL = f"SELECT id, attempts FROM {_STEP} WHERE task_id = %(task_id)s AND status = 'running' LIMIT 1"
@@ -62,28 +68,33 @@ class InstanceView:
     priority: int = 5
 
 
-def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs=None):
+def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs=None, held=False):
     """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
 
     A `redelivered` message (its worker died, or the task is retrying a database error) may
-    take back the running attempt it held; a mere duplicate may not. `runs`
+    take back the running attempt it held; a mere duplicate may not. `held`: the step is one
+    advance kept `pending` for this task, in this transaction. `runs`
     ({step_id: (status, output)}) saves reading the outputs again when the caller has them.
     """
+    if held:
+        row = _claim(_HELD_FOR_TASK, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
+        return _claim_from_row(row, runs) if row else None
     row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker,
                  redelivered=redelivered)
     if row is None and redelivered:
-        row = _reclaim_continued(task_id, worker)
+        return step_reclaim(task_id=task_id, worker=worker, runs=runs)
     return _claim_from_row(row, runs) if row else None
 
 
-def _reclaim_continued(task_id, worker):
-    """After a crash, this message's redelivery resumes the step it had continued into."""
+def step_reclaim(*, task_id, worker, runs=None):
+    """After a crash, a redelivered message resumes the step its task had continued into."""
     with connection.cursor() as cursor:
         cursor.execute(_CONTINUED_SQL, {"task_id": task_id})
         held = cursor.fetchone()
     if held is None:
         return None
-    return _claim(_CONTINUED_BY_TASK, id=held[0], attempt=held[1], task_id=task_id, worker=worker)
+    row = _claim(_CONTINUED_BY_TASK, id=held[0], attempt=held[1], task_id=task_id, worker=worker)
+    return _claim_from_row(row, runs) if row else None
 
 
 def _claim(target, **params):
@@ -106,30 +117,66 @@ def _claim_from_row(row, runs=None):
     )
 
 
+_BEGIN_SQL = f"""
+INSERT INTO {_ATTEMPT} (step_run_id, item_index, number, status, worker, task_id, started_at, inputs,
+                        error_type, error_message, traceback, tokens_in, tokens_out, cost_usd, model)
+VALUES (%(id)s, %(item)s, %(number)s, 'running', %(worker)s, %(task_id)s, %(now)s, %(inputs)s::jsonb,
+        '', '', '', 0, 0, 0, '')
+ON CONFLICT ON CONSTRAINT uniq_step_attempt
+   DO UPDATE SET worker = EXCLUDED.worker, task_id = EXCLUDED.task_id, started_at = EXCLUDED.started_at,
+                 inputs = EXCLUDED.inputs, status = 'running'
+"""
+
+
+def attempt_begin(*, step_run_id, item_index, number, now, worker="", task_id="", inputs=None):
+    """Record that attempt `number` of a step (or foreach item) began: one statement, and a
+    redelivered attempt's row is taken over rather than duplicated."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BEGIN_SQL, {"id": step_run_id, "item": item_index, "number": number, "worker": worker,
+                                    "task_id": task_id, "now": now,
+                                    "inputs": None if inputs is None else json.dumps(inputs)})
+
+
 _COMPLETE_SQL = f"""
 WITH attempt AS (
     UPDATE {_ATTEMPT}
        SET status = 'succeeded', finished_at = now(), inputs = %(inputs)s::jsonb, output = %(output)s::jsonb,
            tokens_in = %(tokens_in)s, tokens_out = %(tokens_out)s, cost_usd = %(cost_usd)s, model = %(model)s
      WHERE step_run_id = %(id)s AND item_index IS NULL AND number = %(attempt)s
+), step AS (
+    UPDATE {_STEP}
+       SET status = 'completed', output = %(output)s::jsonb, error = NULL, finished_at = now(),
+           completed_seq = %(seq)s
+     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+     RETURNING id
+), event AS (
+    INSERT INTO {_EVENT} (event_id, event_type, source_workflow, source_instance_id, payload, priority,
+                          correlation_id, ttl_seconds, timestamp, reacted_at)
+    SELECT %(event_id)s, %(event_type)s, %(source_workflow)s, %(source_instance_id)s, %(payload)s::jsonb,
+           %(priority)s, %(correlation_id)s, NULL, %(timestamp)s, NULL
+      FROM step
 )
-UPDATE {_STEP}
-   SET status = 'completed', output = %(output)s::jsonb, error = NULL, finished_at = now(),
-       completed_seq = %(seq)s
- WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
+SELECT count(*) FROM step
 """
 
 
-def step_complete(*, claim, outcome, seq):
-    """Record a succeeded attempt and complete its step, in one statement; False if this attempt
-    no longer holds the step (a duplicate delivery finished it first)."""
+def step_complete(*, claim, outcome, seq, event):
+    """Record a succeeded attempt, complete its step and store its `step.completed` event (an
+    `Event`, not saved), in one statement; False if this attempt no longer holds the step (a
+    duplicate delivery finished it first)."""
     usage = outcome.usage
     params = {
         "id": claim.step_run_id, "attempt": claim.attempt, "seq": seq,
         "inputs": json.dumps(outcome.inputs), "output": json.dumps(outcome.output),
         "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "cost_usd": usage.cost_usd,
-        "model": usage.model,
+        "model": usage.model, "event_id": event.event_id, "event_type": event.event_type,
+        "source_workflow": event.source_workflow, "source_instance_id": event.source_instance_id,
+        "payload": json.dumps(event.payload), "priority": event.priority, "correlation_id": event.correlation_id,
+        "timestamp": event.timestamp,
     }
     with connection.cursor() as cursor:
         cursor.execute(_COMPLETE_SQL, params)
-        return cursor.rowcount == 1
+        completed = cursor.fetchone()[0] == 1
+    if completed:
+        react_on_commit([event])
+    return completed

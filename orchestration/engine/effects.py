@@ -1,10 +1,43 @@
 """Celery work that a transition produces, sent only after its transaction commits."""
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+_batch = threading.local()
+# Dispatches gathered by `dispatches_batched` go out at most this many at a time.
+BATCH_FLUSH = 25
+
+
+@contextmanager
+def dispatches_batched():
+    """Gather the step dispatches of many committed transactions (a reaction task starting a
+    batch of instances) and publish them as groups: one producer for many messages, and the
+    first ones leave after at most BATCH_FLUSH starts."""
+    if getattr(_batch, "dispatches", None) is not None:
+        yield
+        return
+    _batch.dispatches = []
+    try:
+        yield
+    finally:
+        pending, _batch.dispatches = _batch.dispatches, None
+        _publish_dispatches(pending)
+
+
+def _publish_dispatches(dispatches):
+    from orchestration import canvas
+
+    if not dispatches:
+        return
+    try:
+        canvas.dispatch_signature(dispatches).apply_async()
+    except Exception:  # noqa: BLE001 - the broker may be down; the reconciler recovers
+        logger.exception("could not publish %d dispatch(es) after commit; the reconciler will retry",
+                         len(dispatches))
 
 
 @dataclass
@@ -12,6 +45,8 @@ class Effects:
     dispatches: list = field(default_factory=list)  # [canvas.StepDispatch]
     revoke_task_ids: list = field(default_factory=list)
     compensation: tuple | None = None  # (instance_id, [step_run_id, ...])
+    # A step held `pending` for the calling task to claim inline (advance's `inline_queue`).
+    inline: object = None
 
     def __bool__(self):
         return bool(self.dispatches or self.revoke_task_ids or self.compensation)
@@ -27,7 +62,13 @@ class Effects:
         from orchestration import canvas
 
         sends = []
-        if self.dispatches:
+        batch = getattr(_batch, "dispatches", None)
+        if self.dispatches and batch is not None:
+            batch.extend(self.dispatches)
+            if len(batch) >= BATCH_FLUSH:
+                _batch.dispatches = []
+                _publish_dispatches(batch)
+        elif self.dispatches:
             sends.append(("dispatch", lambda: canvas.dispatch_signature(self.dispatches).apply_async()))
         if self.compensation:
             sends.append(("compensation", lambda: canvas.compensation_signature(*self.compensation).apply_async()))

@@ -21,17 +21,16 @@ from orchestration.states import (
 from orchestration.states import (
     StepStatus as S,
 )
-from registry.models import WorkflowDefinition
-from registry.selectors import definition_is_startable
+from registry.models import DefinitionStatus, WorkflowDefinition
 from registry.spec import spec_sha256
 
 from . import lifecycle
-from .advance import advance, dispatch_for, finish_failed, set_instance_status
+from .advance import advance, dispatch_for, finish_failed, plainly_ready, set_instance_status
 from .cascade import stop_instance
 from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
-from .plan import plan_for, plan_for_version_id
-from .steps import lock_instance
+from .plan import plan_for_version_id
+from .steps import continue_inline, lock_instance
 
 MANUAL = {"type": "manual"}
 
@@ -46,6 +45,7 @@ class Origin:
 
     trigger: dict | None = None
     trigger_key: str = ""
+    instance_id: uuid.UUID | None = None  # chosen by the caller when it must refer to it first
     correlation_id: str = ""
     parent_id: object = None
     parent_step_run_id: int | None = None
@@ -54,14 +54,31 @@ class Origin:
     spawn_restart: int | None = None
 
 
-@transaction.atomic
-def instance_start(*, workflow, context=None, actor=None, priority=None, origin=None):
-    """Create an instance pinned to the definition's latest version and dispatch its first steps."""
-    origin = origin or Origin()
-    definition = WorkflowDefinition.objects.select_related("latest_version").filter(key=workflow).first()
+def instance_start(*, workflow, context=None, actor=None, priority=None, origin=None, inline=None,
+                   definition=None, savepoint=True):
+    """Create an instance pinned to the definition's latest version and dispatch its first steps.
+
+    With `inline` (an `Inline` of the calling task), one first step may be claimed for that task
+    instead of dispatched: it is `instance.inline_claim` (else None), for the task to run.
+    `definition` (from `definition_for_start`) saves looking it up; `savepoint=False` is for a
+    caller whose own transaction is undone as a whole when the start fails.
+    """
+    with transaction.atomic(savepoint=savepoint):
+        return _start(workflow, context, actor, priority, origin or Origin(), inline,
+                      definition or definition_for_start(workflow))
+
+
+def definition_for_start(workflow):
+    """The definition with its latest version; the spec itself comes from the plan cache."""
+    return (WorkflowDefinition.objects.select_related("latest_version")
+            .defer("latest_version__spec", "latest_version__source").filter(key=workflow).first())
+
+
+def _start(workflow, context, actor, priority, origin, inline, definition):
     if definition is None:
         raise NotFound(f"workflow '{workflow}' is not registered")
-    if not definition_is_startable(definition):
+    version = definition.latest_version
+    if definition.status != DefinitionStatus.ACTIVE or version is None:
         raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
     if context is None:
         context = {}
@@ -70,15 +87,13 @@ def instance_start(*, workflow, context=None, actor=None, priority=None, origin=
     where = nul_path(context, "context")
     if where:
         raise InvalidRequest(f"{where} contains a NUL character, which cannot be stored")
-    version = definition.latest_version
-    if spec_sha256(version.spec) != version.spec_sha256:
-        raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; "
-                       "refusing to run")
-    plan = plan_for(version)
+    plan = _verified_plan(workflow, version)
+    if not plan.steps:
+        raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
     now = timezone.now()
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
-    instance_id = uuid.uuid4()
+    instance_id = origin.instance_id or uuid.uuid4()
     instance = WorkflowInstance.objects.create(
         id=instance_id, created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256,
         status=I.RUNNING, context=context, priority=plan.spec["priority"] if priority is None else priority,
@@ -88,15 +103,38 @@ def instance_start(*, workflow, context=None, actor=None, priority=None, origin=
         parent_step_run_id=origin.parent_step_run_id, parent_item_index=origin.parent_item_index,
         spawn_attempt=origin.spawn_attempt, spawn_restart=origin.spawn_restart,
     )
-    StepRun.objects.bulk_create(StepRun(instance=instance, step_id=sid) for sid in plan.order)
+    # Steps with nothing to wait for or decide are created ready: no second write for them.
+    first = {sid for sid in plan.order if plainly_ready(plan, sid)}
+    runs = StepRun.objects.bulk_create(
+        StepRun(instance=instance, step_id=sid, status=S.READY if sid in first else S.PENDING,
+                ready_at=now if sid in first else None)
+        for sid in plan.order)
+    publish([lifecycle.instance_event(instance, "workflow.started")])
+    effects = Effects()
+    runs = advance(instance, plan, effects, runs={r.step_id: r for r in runs}, fresh=True,
+                   inline_queue=inline.queue if inline else None, preready=[r for r in runs if r.step_id in first])
+    instance.inline_claim = continue_inline(effects, inline, runs) if effects.inline is not None else None
+    # Last, so the audit chain's lock is held for as short a time as possible.
     audit_record(actor=actor, verb="instance.start", target_type="instance", target_id=instance.id,
                  details={"workflow": workflow, "version": version.number,
                           "trigger": instance.trigger.get("type")})
-    publish([lifecycle.instance_event(instance, "workflow.started")])
-    effects = Effects()
-    advance(instance, plan, effects)
     effects.send_on_commit()
     return instance
+
+
+_VERIFIED_VERSIONS = set()
+
+
+def _verified_plan(workflow, version):
+    """The version's plan, once its stored spec has been checked against its sha256 in this process
+    (versions are immutable and the plan is cached: later starts run what was checked)."""
+    plan = plan_for_version_id(version.id)
+    if version.id not in _VERIFIED_VERSIONS:
+        if spec_sha256(plan.spec) != version.spec_sha256:
+            raise Conflict(f"workflow '{workflow}' v{version.number}: stored spec does not match its sha256; "
+                           "refusing to run")
+        _VERIFIED_VERSIONS.add(version.id)
+    return plan
 
 
 def _locked(instance_id):

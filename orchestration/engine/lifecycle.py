@@ -10,6 +10,7 @@ from orchestration.events.publish import Draft, publish
 from orchestration.states import INSTANCE_TERMINAL
 from orchestration.states import InstanceStatus as I
 
+from .followups import follow_up
 from .plan import plan_for_version_id
 
 _INSTANCE_EVENTS = {
@@ -66,11 +67,13 @@ def instance_changed(instance, old, new):
 
 def _after_end(instance):
     from orchestration.events import tasks as event_tasks
+    from orchestration.spawning import services as spawning
     from orchestration.spawning import tasks as spawn_tasks
 
     instance_id = str(instance.id)
     if instance.parent_step_run_id:
-        transaction.on_commit(lambda: _send(spawn_tasks.child_ended, instance_id))
+        transaction.on_commit(lambda: follow_up(lambda: spawning.child_ended(child_id=instance_id),
+                                                lambda: _send(spawn_tasks.child_ended, instance_id)))
     if instance.trigger_key and (instance.trigger or {}).get("type") == "scheduled":
         transaction.on_commit(lambda: _send(event_tasks.schedule_release, instance.trigger_key))
 

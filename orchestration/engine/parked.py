@@ -18,6 +18,7 @@ from orchestration.states import StepStatus as S
 from . import lifecycle
 from .advance import advance, dispatch_for
 from .backoff import retry_delay
+from .claims import attempt_begin
 
 ITEM_ENDED = (S.COMPLETED, S.FAILED, S.CANCELLED)
 
@@ -34,7 +35,7 @@ def park_step(instance, plan, run, effects, *, attempt, status, inputs=None):
     if not claimed:
         return False
     run.status, run.attempts = status, attempt
-    _attempt_open(run.id, None, attempt, inputs, now)
+    attempt_begin(step_run_id=run.id, item_index=None, number=attempt, now=now, inputs=inputs)
     advance(instance, plan, effects)
     return True
 
@@ -57,7 +58,7 @@ def park_item(instance, plan, run, effects, *, index, attempt, inputs=None):
     StepRun.objects.filter(id=run.id, status=S.READY).update(
         status=S.WAITING_CHILD, attempts=run.attempt_base + 1, started_at=Coalesce("started_at", now))
     run.status = S.WAITING_CHILD
-    _attempt_open(run.id, index, number, inputs, now)
+    attempt_begin(step_run_id=run.id, item_index=index, number=number, now=now, inputs=inputs)
     advance(instance, plan, effects)
     return number
 
@@ -159,12 +160,6 @@ def _retry_in(instance, step, used_attempts):
     if used_attempts >= policy["max_attempts"]:
         return None
     return retry_delay(policy, used_attempts)
-
-
-def _attempt_open(step_run_id, item_index, number, inputs, now):
-    StepAttempt.objects.update_or_create(
-        step_run_id=step_run_id, item_index=item_index, number=number,
-        defaults={"started_at": now, "status": AttemptStatus.RUNNING, "inputs": inputs, "worker": "", "task_id": ""})
 
 
 def _attempt_close(step_run_id, item_index, number, *, output=None, error=None):

@@ -10,7 +10,6 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orchestration.canvas import RUN
 from orchestration.events.publish import Draft, publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
@@ -19,7 +18,7 @@ from orchestration.states import StepStatus as S
 from . import lifecycle
 from .advance import advance
 from .backoff import retry_delay
-from .claims import step_claim, step_complete
+from .claims import attempt_begin, step_claim, step_complete
 from .effects import Effects
 from .execute import Claim
 from .parked import items_outcome
@@ -57,7 +56,8 @@ def item_claim(*, step_run_id, index, attempt, task_id, worker):
     StepRun.objects.filter(id=step_run_id, status=S.READY).update(
         status=S.RUNNING, attempts=item.step_run.attempt_base + 1, worker=worker, started_at=Coalesce("started_at", now)
     )
-    _attempt_begin(step_run_id, index, attempt, worker, task_id, now)
+    attempt_begin(step_run_id=step_run_id, item_index=index, number=attempt, now=now, worker=worker,
+                  task_id=task_id)
     claim = _load_claim(step_run_id, item.step_run.instance_id, attempt, item.attempt_base)
     claim.item_index, claim.item = index, item.item
     return claim
@@ -70,13 +70,6 @@ def _load_claim(step_run_id, instance_id, attempt, attempt_base):
     return Claim(step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempt,
                  attempt_base=attempt_base, plan=plan_for_version_id(instance.version_id), instance=instance,
                  runs=run_outputs(instance_id))
-
-
-def _attempt_begin(step_run_id, item_index, number, worker, task_id, now):
-    StepAttempt.objects.update_or_create(
-        step_run_id=step_run_id, item_index=item_index, number=number,
-        defaults={"worker": worker, "task_id": task_id, "started_at": now, "status": AttemptStatus.RUNNING},
-    )
 
 
 def _attempt_end(claim, outcome):
@@ -117,10 +110,12 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
     now = timezone.now()
     if outcome.ok:
         instance.completion_count += 1
-        if not step_complete(claim=claim, outcome=outcome, seq=instance.completion_count):
+        workflow = claim.plan.spec["id"]
+        completed = lifecycle.step_event(instance, workflow, claim.step_id, S.COMPLETED).to_event(now)
+        if not step_complete(claim=claim, outcome=outcome, seq=instance.completion_count, event=completed):
             return Finish()  # a duplicate delivery already finished this attempt
-        publish([lifecycle.step_event(instance, claim.plan.spec["id"], claim.step_id, S.COMPLETED),
-                 *emitted_drafts(instance, claim.plan.spec["id"], outcome.emitted)])
+        if outcome.emitted:
+            publish(emitted_drafts(instance, workflow, outcome.emitted))
     else:
         retryable = instance.status in RETRYABLE and not instance.failing
         retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
@@ -137,25 +132,34 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
             return Finish(retry_in=retry_in)
         publish([lifecycle.step_event(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)])
     effects = Effects()
-    runs = advance(instance, claim.plan, effects)
-    next_claim = None
-    if continue_on_queue and runs:
-        next_claim = _continue_inline(effects, continue_on_queue, task_id, worker, runs)
+    runs = advance(instance, claim.plan, effects, inline_queue=continue_on_queue)
+    inline = Inline(continue_on_queue, task_id, worker)
+    next_claim = continue_inline(effects, inline, runs) if effects.inline is not None else None
     effects.send_on_commit()
     return Finish(next_claim=next_claim)
 
 
-def _continue_inline(effects, queue, task_id, worker, runs):
-    """Claim one newly ready plain step (no time limit of its own) for the running task."""
-    for dispatch in effects.dispatches:
-        if dispatch.kind == RUN and dispatch.items is None and dispatch.queue == queue and not dispatch.timeout_seconds:
-            outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
-            next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=task_id,
-                                    worker=worker, runs=outputs)
-            if next_claim is not None:
-                effects.dispatches.remove(dispatch)
-            return next_claim
-    return None
+@dataclass(frozen=True)
+class Inline:
+    """The calling task, able to run one more plain step on `queue` before it ends."""
+
+    queue: str
+    task_id: str
+    worker: str
+
+
+def continue_inline(effects, inline, runs):
+    """Claim the step advance held for this task straight from `pending`; if that fails it is
+    made ready and dispatched like the others, so nothing is left behind."""
+    dispatch, effects.inline = effects.inline, None
+    outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
+    next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=inline.task_id,
+                            worker=inline.worker, runs=outputs, held=True)
+    if next_claim is None:
+        StepRun.objects.filter(id=dispatch.step_run_id, status=S.PENDING).update(status=S.READY,
+                                                                               ready_at=timezone.now())
+        effects.dispatches.append(dispatch)
+    return next_claim
 
 
 @transaction.atomic

@@ -1,19 +1,31 @@
 """Publishing: an event is stored in the publisher's transaction, and only after that commits
 is a reaction sent, and only when a trigger or a parked `wait_for` step listens to its type.
 
+Which types are listened to is read from PostgreSQL and cached per process under a version
+number kept in Redis: whoever adds a listener (an apply, a parked wait) commits it, then bumps
+the version; a publisher commits its event, then reads the version, and re-reads PostgreSQL
+when it changed (or Redis cannot say).
+
 Why this ordering closes the lost-wakeup race with `wait_for` (DESIGN §6.4): the publisher
-commits the event, then reads the open waits; the parking step commits its wait, then reads
-the events (`orchestration.events.waits`). PostgreSQL commits are totally ordered and every
-statement reads what was committed before it began, so whichever commit comes second is
-followed by a read that sees the other's row: at least one side finds the match, and the
-resume itself is a conditional update, so finding it twice resumes once.
+commits the event, then reads the version; the parking task commits its wait, bumps the
+version, then reads the events (`orchestration.events.waits`). Redis orders the bump and the
+read: if the bump came first, the publisher re-reads PostgreSQL after the wait's commit and
+sees it; if the read came first, the parking task's look at the events comes after the
+publisher's commit and sees the event. Either way one side finds the match, and the resume
+is a conditional update, so finding it twice resumes once. If the bump fails, the wait is
+left unchecked and the reconciler looks again once Redis is back.
 """
 import logging
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.utils import timezone
+
+from dacproject.redis_client import RedisError
+from dacproject.redis_client import client as redis_client
 
 from .models import Event, EventWait, Trigger, TriggerKind, WaitStatus
 
@@ -56,9 +68,43 @@ def publish(drafts, *, ignore_conflicts=False):
     now = timezone.now()
     events = [d.to_event(now) for d in drafts]
     Event.objects.bulk_create(events, ignore_conflicts=ignore_conflicts)
-    entries = [(e.event_id, e.event_type, e.priority) for e in events]
-    transaction.on_commit(lambda: react_if_listened(entries))
+    react_on_commit(events)
     return events
+
+
+def react_on_commit(events):
+    """After the current transaction commits, send reactions for these stored events if listened
+    (or, inside `reactions_deferred`, when that block ends)."""
+    entries = [(e.event_id, e.event_type, e.priority) for e in events]
+    transaction.on_commit(lambda: _react_or_defer(entries))
+
+
+_deferred = threading.local()
+
+
+@contextmanager
+def reactions_deferred():
+    """Collect the after-commit reaction checks of a block and make them once, at its end: a task
+    that runs a chain of steps inline checks once, not once per step. Checking later than the
+    commit keeps every guarantee (the check only has to follow it); a worker that dies first
+    leaves events the reconciler resends."""
+    outer = getattr(_deferred, "entries", None)
+    _deferred.entries = [] if outer is None else outer
+    try:
+        yield
+    finally:
+        if outer is None:
+            entries, _deferred.entries = _deferred.entries, None
+            if entries:
+                react_if_listened(entries)
+
+
+def _react_or_defer(entries):
+    buffer = getattr(_deferred, "entries", None)
+    if buffer is None:
+        react_if_listened(entries)
+    else:
+        buffer.extend(entries)
 
 
 def listened_types(types=None):
@@ -73,11 +119,40 @@ def listened_types(types=None):
         return {row[0] for row in cursor.fetchall()}
 
 
+LISTENERS_VERSION_KEY = "dac:events:listeners-version"
+_known = {"version": None, "types": frozenset()}
+
+
+def listeners_changed():
+    """Called after a new listener committed: publishers re-read the listened types. False when
+    Redis could not be told (the caller then relies on the reconciler)."""
+    try:
+        redis_client().incr(LISTENERS_VERSION_KEY)
+        return True
+    except RedisError:
+        logger.warning("could not signal a listener change; the reconciler will catch up")
+        return False
+
+
+def _listened_now(types):
+    """The listened types among `types`: from the per-process cache while its version is current."""
+    try:
+        version = redis_client().get(LISTENERS_VERSION_KEY)
+    except RedisError:
+        version = None
+    if version is None:  # nothing to compare with: ask PostgreSQL
+        return listened_types(types)
+    if version != _known["version"]:
+        # The version is read before the table: a change after this read bumps it again.
+        _known["types"], _known["version"] = frozenset(listened_types()), version
+    return _known["types"] & set(types)
+
+
 def react_if_listened(entries):
     """After commit: send reactions for the events something listens to. A failure here loses
     nothing: the reconciler finds listened-to events that never reacted and sends them again."""
     try:
-        listened = listened_types({t for _, t, _ in entries})
+        listened = _listened_now({t for _, t, _ in entries})
         wanted = [(event_id, priority) for event_id, t, priority in entries if t in listened]
         if wanted:
             send_reactions(wanted)

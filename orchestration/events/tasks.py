@@ -1,15 +1,19 @@
 """Event-bus tasks: thin wrappers that call one service each (DESIGN §1.3)."""
 from celery import shared_task
 
+from orchestration.engine.effects import dispatches_batched
 from orchestration.tasks import DB_RETRY
 
 from . import debounce, reactions, schedules, services, waits
+from .publish import reactions_deferred
 
 
 @shared_task(ignore_result=True, **DB_RETRY)
 def react(event_ids):
-    """Match a batch of published events against triggers and waiting steps."""
-    return reactions.events_react(event_ids=event_ids)
+    """Match a batch of published events against triggers and waiting steps; the batch's own
+    dispatches and reaction checks go out together."""
+    with dispatches_batched(), reactions_deferred():
+        return reactions.events_react(event_ids=event_ids)
 
 
 @shared_task(ignore_result=True, **DB_RETRY)

@@ -4,10 +4,13 @@ scheduled trigger (`schedules`), all in the apply's transaction (DESIGN §3: a n
 replaces its rules, schedules and triggers as one change). Only differences are written, so
 re-applying an unchanged file changes nothing.
 """
+from django.db import transaction
+
 from registry.models import WorkflowDefinition
 
 from . import schedules
 from .models import Trigger, TriggerKind
+from .publish import listeners_changed
 
 
 def workflow_trigger_key(workflow, index):
@@ -19,6 +22,7 @@ def auto_spawn_key(blueprint, index):
 
 
 def on_definitions_applied(sender, *, compiled, blueprint, **_):
+    transaction.on_commit(listeners_changed)  # publishers re-read which event types start something
     keys = [doc.spec["id"] for doc in compiled.workflows]
     definitions = {d.key: d for d in WorkflowDefinition.objects.filter(key__in=keys).select_related("latest_version")}
     for key in keys:

@@ -20,6 +20,7 @@ from orchestration.states import StepStatus as S
 
 from .matching import payload_matches
 from .models import Event, EventMatch, EventWait, MatchKind, WaitStatus
+from .publish import listeners_changed
 
 logger = logging.getLogger(__name__)
 # How many earlier events of the awaited type a newly parked step looks through.
@@ -31,15 +32,19 @@ def wait_park(*, step_run_id, attempt):
     was published already. Returns the wait's id, or None when this message parked nothing."""
     wait_id = _park(step_run_id, attempt)
     if wait_id is not None:
-        wait_check(EventWait.objects.get(id=wait_id))
+        # Committed; now tell publishers, then look (this order is what `publish` relies on).
+        told = listeners_changed()
+        wait_check(EventWait.objects.get(id=wait_id), done=told)
     return wait_id
 
 
-def wait_check(wait):
-    """Resume an open wait with an event stored before it parked, if there is one."""
+def wait_check(wait, *, done=True):
+    """Resume an open wait with an event stored before it parked, if there is one. With
+    `done=False` the wait stays unchecked, so the reconciler looks again later."""
     event = first_matching_event(wait)
     resumed = event is not None and wait_resume(wait_id=wait.id, event_id=event.event_id)
-    EventWait.objects.filter(id=wait.id).update(checked_at=timezone.now())
+    if done:
+        EventWait.objects.filter(id=wait.id).update(checked_at=timezone.now())
     return resumed
 
 

@@ -32,8 +32,9 @@ class SpawnError(Exception):
 
 
 @transaction.atomic
-def child_spawn(*, step_run_id, index, attempt):
-    """The spawn task's service: park the step (or its item `index`) and start its child."""
+def child_spawn(*, step_run_id, index, attempt, inline=None):
+    """The spawn task's service: park the step (or its item `index`) and start its child (whose
+    first step `inline`, the calling task, may take: `child.inline_claim`)."""
     instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
     if instance_id is None:
         return None
@@ -42,7 +43,8 @@ def child_spawn(*, step_run_id, index, attempt):
     plan = plan_for_version_id(parent.version_id)
     spawn = plan.steps[run.step_id]["spawn"]
     effects = Effects()
-    item = StepItem.objects.filter(step_run=run, index=index).values_list("item", flat=True).first()
+    item = None if index is None else StepItem.objects.filter(step_run=run, index=index).values_list(
+        "item", flat=True).first()
     try:
         context = _child_context(parent, plan, spawn, index, item)
         problem = None
@@ -60,7 +62,8 @@ def child_spawn(*, step_run_id, index, attempt):
     child = None
     if problem is None:
         try:
-            child = _start_child(parent, run, spawn, index=index, attempt=number, restart=0, context=context)
+            child = _start_child(parent, run, spawn, index=index, attempt=number, restart=0, context=context,
+                                 inline=inline)
         except engine.EngineError as exc:
             problem = {"type": "SpawnFailed", "message": f"could not start '{spawn['workflow']}': {exc.message}"}
     if problem is not None:
@@ -83,7 +86,7 @@ def _child_context(parent, plan, spawn, index, item):
     return context
 
 
-def _start_child(parent, run, spawn, *, index, attempt, restart, context):
+def _start_child(parent, run, spawn, *, index, attempt, restart, context, inline=None):
     trigger = {"type": "spawn", "parent": str(parent.id), "step": run.step_id, "strategy": spawn["strategy"],
                "restart": restart}
     if index is not None:
@@ -92,7 +95,7 @@ def _start_child(parent, run, spawn, *, index, attempt, restart, context):
                            parent_step_run_id=run.id, parent_item_index=index, spawn_attempt=attempt,
                            spawn_restart=restart)
     return engine.instance_start(workflow=spawn["workflow"], context=context, priority=parent.priority,
-                                 actor=f"spawn:{parent.id}/{run.step_id}", origin=origin)
+                                 actor=f"spawn:{parent.id}/{run.step_id}", origin=origin, inline=inline)
 
 
 def _end(parent, plan, run, index, attempt, effects, *, output=None, error=None, retry=True):
@@ -108,13 +111,10 @@ def _end(parent, plan, run, index, attempt, effects, *, output=None, error=None,
 @transaction.atomic
 def child_ended(*, child_id):
     """Apply a finished child to its parent step, by strategy; True if this call changed it."""
-    child = WorkflowInstance.objects.select_related("definition").filter(id=child_id).first()
-    if child is None or child.status not in INSTANCE_TERMINAL or child.parent_step_run_id is None:
+    child = WorkflowInstance.objects.select_related("definition", "parent_step_run").filter(id=child_id).first()
+    if child is None or child.status not in INSTANCE_TERMINAL or child.parent_step_run is None:
         return False
-    instance_id = StepRun.objects.filter(id=child.parent_step_run_id).values_list("instance_id", flat=True).first()
-    if instance_id is None:
-        return False
-    parent = engine.lock_instance(instance_id)
+    parent = engine.lock_instance(child.parent_step_run.instance_id)
     run = StepRun.objects.get(id=child.parent_step_run_id)
     plan = plan_for_version_id(parent.version_id)
     spawn = plan.steps[run.step_id]["spawn"]
@@ -141,14 +141,17 @@ def child_ended(*, child_id):
 
 
 def _is_current(run, child):
+    """The step (or item) still waits for this child: same attempt, and no restart replaced it."""
     if child.parent_item_index is None:
         waiting = run.status == WAITING and run.attempts == child.spawn_attempt
     else:
         waiting = StepItem.objects.filter(step_run=run, index=child.parent_item_index, status=WAITING,
                                           attempts=child.spawn_attempt).exists()
+    if not waiting or child.trigger.get("strategy") != "supervised":
+        return waiting  # only supervision restarts a child within one attempt
     newer = WorkflowInstance.objects.filter(parent_step_run_id=run.id, parent_item_index=child.parent_item_index,
                                             spawn_attempt=child.spawn_attempt, spawn_restart__gt=child.spawn_restart)
-    return waiting and not newer.exists()
+    return not newer.exists()
 
 
 def _child_error(child, spawn):

@@ -115,7 +115,8 @@ def test_after_redis_loses_every_queued_message_the_reconciler_redispatches_from
     instance = start("flushed")
     step_reaches(instance, "plain", "ready")
     step_reaches(instance, "fan", "ready")
-    wait_until(lambda: queue_length("flushme") > 0, message="messages queued for flushme")
+    # plain's message and the first item of each of fan's two lanes: all three, before the flush.
+    wait_until(lambda: queue_length("flushme") == 3, message="messages queued for flushme")
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # FLUSHALL, limited to the suite's database
     assert queue_length("flushme") == 0
     helper = live.start(queues="flushme")

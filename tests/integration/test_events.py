@@ -136,7 +136,7 @@ coordination:
 
 def test_a_debounced_burst_starts_one_instance_after_the_last_event_with_its_payload(live):
     apply_spec({"id": "digest", "triggers": [{"type": "event", "event": "edited",
-                                             "debounce": {"key": "{{ trigger.payload.doc }}", "seconds": 1}}],
+                                             "debounce": {"key": "{{ trigger.payload.doc }}", "seconds": 3}}],
                 "steps": [{"id": "s", "action": "echo",
                            "with": {"doc": "{{ context.doc }}", "rev": "{{ context.rev }}"}}]})
     for rev in range(4):

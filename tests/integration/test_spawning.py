@@ -16,7 +16,6 @@ pytestmark = pytest.mark.integration
 CHILD = {"id": "child", "steps": [
     {"id": "work", "action": "echo", "with": {"n": "{{ context.n }}", "doubled": "{{ context.n * 2 }}"}},
 ]}
-SLOW_CHILD = {"id": "slow-child", "steps": [{"id": "work", "action": "sleep", "with": {"seconds": 30}}]}
 GATED_CHILD = {"id": "gated-child", "steps": [
     {"id": "gate", "action": "echo", "with": {"n": "{{ context.n }}"}, "approval": True}]}
 
@@ -110,11 +109,11 @@ def test_callback_completes_at_once_and_the_childs_end_is_an_event_correlated_to
 
 
 def test_fire_and_forget_children_outlive_their_parent_but_wait_children_are_terminated_with_it(live):
-    apply_spec(SLOW_CHILD)
+    apply_spec(GATED_CHILD)  # children that stay active (parked on their gate) until decided
     apply_spec({"id": "family", "steps": [
-        {"id": "forget", "spawn": {"workflow": "slow-child", "strategy": "fire_and_forget"}},
-        {"id": "keep", "spawn": {"workflow": "slow-child", "strategy": "wait"}},
-        {"id": "watch", "spawn": {"workflow": "slow-child", "strategy": "supervised"}},
+        {"id": "forget", "spawn": {"workflow": "gated-child", "strategy": "fire_and_forget"}},
+        {"id": "keep", "spawn": {"workflow": "gated-child", "strategy": "wait"}},
+        {"id": "watch", "spawn": {"workflow": "gated-child", "strategy": "supervised"}},
     ]})
     instance = start("family")
     step_reaches(instance, "watch", "waiting_child")

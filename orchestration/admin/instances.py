@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
@@ -31,7 +31,7 @@ from governance.admin import (
 )
 from orchestration import engine
 from orchestration.dag import dag_svg
-from orchestration.models import Event, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import INSTANCE_ACTIVE, InstanceStatus, StepStatus
 
 
@@ -80,7 +80,7 @@ def _search_uuid(search_term):
         return None
 
 
-def _instance_link(instance_id):
+def instance_link(instance_id):
     return admin_link("admin:orchestration_workflowinstance_change", [instance_id], str(instance_id))
 
 
@@ -137,15 +137,16 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
     list_select_related = ("definition", "version")
     list_deferred_fields = ("context", "result", "error", "version__spec", "version__source",
                             "definition__description")
-    search_fields = ("id", "definition__key")
-    search_help_text = "An instance id (or part of one) or a workflow key."
+    search_fields = ("id", "definition__key", "correlation_id")
+    search_help_text = "An instance id (or part of one), a workflow key or a correlation id."
     show_full_result_count = False
     action_form = InstanceActionForm
     actions = ("pause_selected", "resume_selected", "terminate_selected", "retry_selected")
     inlines = (StepRunInline,)
     fieldsets = (
         (None, {"fields": ("id", "workflow", "version_number", "status_badge", "priority", "parent_link",
-                           "created_by", "failing")}),
+                           "children_links", "created_by", "failing")}),
+        ("Started by", {"fields": ("trigger_json", "correlation_link")}),
         ("Timing", {"fields": ("created_at", "started_at", "finished_at", "duration", "deadline_at")}),
         ("Data", {"fields": ("context_json", "result_json", "error_json")}),
     )
@@ -183,7 +184,25 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="parent")
     def parent_link(self, instance):
-        return _instance_link(instance.parent_id) if instance.parent_id else EMPTY
+        return instance_link(instance.parent_id) if instance.parent_id else EMPTY
+
+    @admin.display(description="children")
+    def children_links(self, instance):
+        children = instance.children.order_by("created_at").values_list("id", "definition__key", "status")[:50]
+        if not children:
+            return EMPTY
+        return format_html_join(mark_safe("<br>"), "{} {} ({})",
+                                ((instance_link(c), key, status) for c, key, status in children))
+
+    @admin.display(description="trigger")
+    def trigger_json(self, instance):
+        return pretty_json(instance.trigger)
+
+    @admin.display(description="correlation id")
+    def correlation_link(self, instance):
+        url = reverse("admin:orchestration_event_changelist")
+        return format_html('{} (<a href="{}?q={}">its events</a>)', instance.correlation_id, url,
+                           instance.correlation_id)
 
     @admin.display(description="context")
     def context_json(self, instance):
@@ -371,7 +390,7 @@ class StepRunAdmin(RunColumns, ReadOnlyModelAdmin):
 
     @admin.display(description="instance", ordering="instance_id")
     def instance_link(self, run):
-        return _instance_link(run.instance_id)
+        return instance_link(run.instance_id)
 
     @admin.display(description="workflow", ordering="instance__definition__key")
     def workflow_key(self, run):
@@ -427,7 +446,7 @@ class StepAttemptAdmin(RunColumns, ReadOnlyModelAdmin):
 
     @admin.display(description="instance")
     def instance_link(self, attempt):
-        return _instance_link(attempt.step_run.instance_id)
+        return instance_link(attempt.step_run.instance_id)
 
 
     @admin.display(description="inputs")
@@ -441,26 +460,3 @@ class StepAttemptAdmin(RunColumns, ReadOnlyModelAdmin):
     @admin.display(description="traceback")
     def traceback_text(self, attempt):
         return format_html('<pre class="dac-json">{}</pre>', attempt.traceback) if attempt.traceback else EMPTY
-
-
-@admin.register(Event)
-class EventAdmin(ReadOnlyModelAdmin):
-    list_display = ("event_type", "source_workflow", "source_instance_link", "correlation_id", "priority",
-                    "timestamp", "payload_summary")
-    list_filter = ("priority", "timestamp")
-    search_fields = ("event_type", "source_workflow", "correlation_id")
-    show_full_result_count = False
-    fields = ("event_id", "event_type", "source_workflow", "source_instance_link", "correlation_id", "priority",
-              "ttl_seconds", "timestamp", "payload_json")
-
-    @admin.display(description="source instance")
-    def source_instance_link(self, event):
-        return _instance_link(event.source_instance_id) if event.source_instance_id else EMPTY
-
-    @admin.display(description="payload")
-    def payload_summary(self, event):
-        return short_json(event.payload)
-
-    @admin.display(description="payload")
-    def payload_json(self, event):
-        return pretty_json(event.payload)
