@@ -11,6 +11,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from dacproject.nul import unstorable
 from orchestration.engine import EngineError
 from registry.spec import SpecInvalid
 
@@ -101,9 +102,10 @@ def _workers():
 
 
 def query_filters(request, names):
-    """The named query parameters; a NUL character in one is a 400, not a database error."""
+    """The named query parameters; one PostgreSQL cannot store is a 400, not a database error."""
     values = {name: request.query_params.get(name) for name in names}
-    bad = [name for name, value in values.items() if value and "\x00" in value]
+    bad = [name for name, value in values.items() if value and unstorable(value)]
     if bad:
-        raise exceptions.ValidationError({name: ["must not contain a NUL character"] for name in bad})
+        raise exceptions.ValidationError({name: ["must not contain a NUL character or an unpaired surrogate"]
+                                          for name in bad})
     return values

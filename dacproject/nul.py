@@ -1,20 +1,29 @@
-"""PostgreSQL cannot store a NUL character in text or jsonb; find one before it tries."""
+"""PostgreSQL cannot store a NUL character, nor an unpaired UTF-16 surrogate (which JSON's
+`\\ud800` escapes can produce), in text or jsonb: find one before it tries."""
+import re
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "contains a NUL character or an unpaired surrogate, which PostgreSQL cannot store"
 
 
-def nul_path(value, path="$"):
-    """The JSON path of the first string (or key) holding a NUL character, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in str(key):
+def unstorable(text):
+    return bool(_UNSTORABLE.search(text))
+
+
+def unstorable_path(value, path="$"):
+    """The JSON path of the first string (or key) PostgreSQL could not store, or None. Iterative,
+    so a value nested as deep as a parser allows cannot exhaust the stack here."""
+    pending = [(value, path)]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if unstorable(value):
                 return path
-            found = nul_path(item, f"{path}.{key}")
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = nul_path(item, f"{path}[{index}]")
-            if found:
-                return found
+        elif isinstance(value, dict):
+            for key in value:
+                if unstorable(str(key)):
+                    return path
+            pending.extend(reversed([(item, f"{path}.{key}") for key, item in value.items()]))
+        elif isinstance(value, list):
+            pending.extend(reversed([(item, f"{path}[{index}]") for index, item in enumerate(value)]))
     return None

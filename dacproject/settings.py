@@ -142,7 +142,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "dacproject.api.StandardPagination",
     "EXCEPTION_HANDLER": "dacproject.api.exception_handler",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dacproject.parsers.JSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DAC API",

@@ -1,8 +1,8 @@
 """Reads of engine state, in the shapes the CLI and the API share (DESIGN §8)."""
-import uuid
-
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
+
+from dacproject.ids import as_uuid
 
 from .models import StepRun, WorkflowInstance
 from .states import INSTANCE_TERMINAL
@@ -29,10 +29,7 @@ def instance_list(*, status=None, workflow=None, parent=None, correlation_id=Non
     if workflow:
         qs = qs.filter(definition__key=workflow)
     if parent:
-        try:
-            qs = qs.filter(parent_id=uuid.UUID(str(parent)))
-        except ValueError:
-            return qs.none()
+        qs = qs.filter(parent_id=as_uuid(parent)) if as_uuid(parent) else qs.none()
     if correlation_id:
         qs = qs.filter(correlation_id=correlation_id)
     return qs

@@ -10,7 +10,6 @@ update. A deleted or expired key keeps its row (absent), so versions never repea
 import json
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,12 +17,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dacproject.nul import nul_path
+from dacproject.ids import as_uuid
+from dacproject.nul import UNSTORABLE, unstorable_path
 from dacproject.redis_client import RedisError
 from dacproject.redis_client import client as _redis
 from governance.audit import audit_record
 from orchestration.engine.errors import InvalidRequest, NotFound, PreconditionFailed
 from orchestration.events.publish import Draft, publish
+from registry.spec.checker import YEAR_SECONDS
 
 from .models import SharedValue
 
@@ -73,16 +74,16 @@ def _check_value(value, ttl_seconds, if_version):
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"value is not JSON: {exc}", details={"field": "value"}) from None
-    if nul_path(value, "value"):
-        raise InvalidRequest(f"{nul_path(value, 'value')} contains a NUL character, which cannot be stored",
+    if unstorable_path(value, "value"):
+        raise InvalidRequest(f"{unstorable_path(value, 'value')} {UNSTORABLE}",
                              details={"field": "value"})
     if len(encoded.encode()) > MAX_VALUE_BYTES:
         raise InvalidRequest(f"value is over {MAX_VALUE_BYTES} bytes of JSON", details={"field": "value"})
-    for name, number in (("ttl_seconds", ttl_seconds), ("if_version", if_version)):
-        if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 0
-                                   or number > 2**62 or (name == "ttl_seconds" and number == 0)):
-            raise InvalidRequest(f"{name} must be a {'positive' if name == 'ttl_seconds' else 'non-negative'} "
-                                 "whole number", details={"field": name})
+    bounds = (("ttl_seconds", ttl_seconds, 1, YEAR_SECONDS), ("if_version", if_version, 0, 2**62))
+    for name, number, low, high in bounds:
+        if number is not None and (isinstance(number, bool) or not isinstance(number, int)
+                                   or not low <= number <= high):
+            raise InvalidRequest(f"{name} must be a whole number from {low} to {high}", details={"field": name})
 
 
 def _present(row, now):
@@ -146,7 +147,7 @@ def context_set(*, scope, key, value, actor=None, ttl_seconds=None, if_version=N
     _check_version(row, if_version, now, scope, key)
     row.value, row.version, row.deleted = value, row.version + 1, False
     row.expires_at = now + timezone.timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    row.source_workflow, row.source_instance = source_workflow or "", _uuid_or_none(source_instance)
+    row.source_workflow, row.source_instance = source_workflow or "", as_uuid(source_instance)
     row.updated_by = _actor_name(actor)
     row.save()
     _changed(row, source_workflow, source_instance)
@@ -178,14 +179,7 @@ def _changed(row, source_workflow, source_instance, deleted=False):
     if deleted:
         payload["deleted"] = True
     publish([Draft("context.changed", payload, source_workflow=source_workflow or "",
-                   source_instance_id=_uuid_or_none(source_instance))])
-
-
-def _uuid_or_none(value):
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
+                   source_instance_id=as_uuid(source_instance))])
 
 
 def _actor_name(actor):

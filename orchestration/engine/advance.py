@@ -159,8 +159,10 @@ def _advance_failing(instance, runs, plan, effects):
     StepRun.objects.filter(instance=instance, status__in=[S.PENDING, S.READY, *STEP_WAITING]).update(
         status=S.CANCELLED, finished_at=now
     )
-    # foreach items that have not started never will; a step whose items all stopped is done.
-    StepItem.objects.filter(step_run__instance=instance, status=S.READY).update(status=S.CANCELLED)
+    # foreach items that have not started never will (nor will spawned items' children be
+    # waited for: they were just stopped); a step whose items all stopped is done.
+    StepItem.objects.filter(step_run__instance=instance, status__in=[S.READY, S.WAITING_CHILD]).update(
+        status=S.CANCELLED)
     StepRun.objects.filter(instance=instance, status=S.RUNNING, item_count__isnull=False).exclude(
         items__status=S.RUNNING
     ).update(status=S.CANCELLED, finished_at=now)

@@ -1,10 +1,11 @@
 """Celery work that a transition produces, sent only after its transaction commits."""
 import logging
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import transaction
+
+from orchestration.gathering import gathered, gathering
 
 logger = logging.getLogger(__name__)
 _batch = threading.local()
@@ -12,20 +13,11 @@ _batch = threading.local()
 BATCH_FLUSH = 25
 
 
-@contextmanager
 def dispatches_batched():
     """Gather the step dispatches of many committed transactions (a reaction task starting a
     batch of instances) and publish them as groups: one producer for many messages, and the
     first ones leave after at most BATCH_FLUSH starts."""
-    if getattr(_batch, "dispatches", None) is not None:
-        yield
-        return
-    _batch.dispatches = []
-    try:
-        yield
-    finally:
-        pending, _batch.dispatches = _batch.dispatches, None
-        _publish_dispatches(pending)
+    return gathering(_batch, _publish_dispatches)
 
 
 def _publish_dispatches(dispatches):
@@ -62,12 +54,12 @@ class Effects:
         from orchestration import canvas
 
         sends = []
-        batch = getattr(_batch, "dispatches", None)
+        batch = gathered(_batch)
         if self.dispatches and batch is not None:
             batch.extend(self.dispatches)
             if len(batch) >= BATCH_FLUSH:
-                _batch.dispatches = []
-                _publish_dispatches(batch)
+                _publish_dispatches(batch[:])
+                batch.clear()
         elif self.dispatches:
             sends.append(("dispatch", lambda: canvas.dispatch_signature(self.dispatches).apply_async()))
         if self.compensation:

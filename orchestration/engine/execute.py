@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from dacproject.nul import nul_path
+from dacproject.nul import UNSTORABLE, unstorable_path
 from orchestration import templating
 from orchestration.actions import registry as actions
 from orchestration.models import StepItem, StepRun
@@ -136,9 +136,9 @@ def check_storable(value, name):
         encoded = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise OutputRejected(f"{name} is not storable JSON: {exc}") from exc
-    where = nul_path(value, name)
+    where = unstorable_path(value, name)
     if where:
-        raise OutputRejected(f"{where} contains a NUL character, which cannot be stored")
+        raise OutputRejected(f"{where} {UNSTORABLE}")
     return encoded
 
 

@@ -4,33 +4,29 @@ process once the task's own work is done, saving a broker trip, and goes to the 
 it fails there."""
 import logging
 import threading
-from contextlib import contextmanager
+
+from orchestration.gathering import gathered, gathering
 
 logger = logging.getLogger(__name__)
 _local = threading.local()
 
 
-@contextmanager
 def followups_here():
-    if getattr(_local, "pending", None) is not None:
-        yield
-        return
-    _local.pending = []
-    try:
-        yield
-    finally:
-        pending, _local.pending = _local.pending, None
-        for run, send in pending:
-            try:
-                run()
-            except Exception:  # noqa: BLE001 - the queue gets it instead (and the reconciler after that)
-                logger.warning("a follow-up failed in this task; sending it to the queue", exc_info=True)
-                send()
+    return gathering(_local, _run_all)
+
+
+def _run_all(pending):
+    for run, send in pending:
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - the queue gets it instead (and the reconciler after that)
+            logger.warning("a follow-up failed in this task; sending it to the queue", exc_info=True)
+            send()
 
 
 def follow_up(run, send):
     """From an on_commit callback: `run()` here at the end of the current task, or `send()` now."""
-    pending = getattr(_local, "pending", None)
+    pending = gathered(_local)
     if pending is None:
         send()
     else:

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from dacproject.nul import nul_path
+from dacproject.nul import UNSTORABLE, unstorable_path
 from governance.audit import actor_parts, audit_record
 from orchestration.events.publish import publish
 from orchestration.models import StepRun, WorkflowInstance
@@ -84,9 +84,9 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
         context = {}
     if not isinstance(context, dict):
         raise InvalidRequest("context must be a JSON object")
-    where = nul_path(context, "context")
+    where = unstorable_path(context, "context")
     if where:
-        raise InvalidRequest(f"{where} contains a NUL character, which cannot be stored")
+        raise InvalidRequest(f"{where} {UNSTORABLE}")
     plan = _verified_plan(workflow, version)
     if not plan.steps:
         raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
@@ -178,8 +178,8 @@ def instance_resume(*, instance_id, actor):
         dispatch = dispatch_for(instance, plan, run)
         if dispatch.items is None or dispatch.items:
             effects.dispatches.append(dispatch)
-    audit_record(actor=actor, verb="instance.resume", target_type="instance", target_id=instance.id)
     advance(instance, plan, effects)
+    audit_record(actor=actor, verb="instance.resume", target_type="instance", target_id=instance.id)
     effects.send_on_commit()
     return instance
 
@@ -239,10 +239,10 @@ def instance_retry(*, instance_id, actor):
     instance.error = instance.result = instance.finished_at = None
     timeout = plan.spec.get("timeout_minutes")
     instance.deadline_at = timezone.now() + timezone.timedelta(minutes=timeout) if timeout else None
-    audit_record(actor=actor, verb="instance.retry", target_type="instance", target_id=instance.id,
-                 details={"steps": sorted(again)})
     effects = Effects()
     advance(instance, plan, effects)
+    audit_record(actor=actor, verb="instance.retry", target_type="instance", target_id=instance.id,
+                 details={"steps": sorted(again)})
     effects.send_on_commit()
     return instance
 
@@ -269,9 +269,9 @@ def step_decide(*, instance_id, step_id, approve, actor, comment=""):
         run.error = {"type": "Rejected", "message": f"rejected by {name}" + (f": {comment}" if comment else "")}
         publish([lifecycle.step_event(instance, plan.spec["id"], step_id, S.FAILED)])
     run.save()
+    advance(instance, plan, effects)
     audit_record(actor=actor, verb="step.approve" if approve else "step.reject", target_type="step",
                  target_id=f"{instance.id}/{step_id}", details={"comment": comment})
-    advance(instance, plan, effects)
     effects.send_on_commit()
     return run
 

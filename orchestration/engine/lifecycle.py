@@ -56,6 +56,18 @@ def step_event(instance, workflow, step_id, status):
                  correlation_id=instance.correlation_id)
 
 
+def child_end_event(child):
+    """`workflow.child.completed|failed` of a `callback` child, correlated to its parent instance."""
+    spawned = child.trigger or {}
+    ok = child.status == I.COMPLETED
+    workflow = workflow_of(child)
+    payload = {"instance": str(child.id), "workflow": workflow, "status": child.status,
+               "parent": spawned.get("parent"), "step": spawned.get("step"), "item": spawned.get("item"),
+               "result" if ok else "error": child.result if ok else child.error}
+    return Draft(f"workflow.child.{'completed' if ok else 'failed'}", payload, source_workflow=workflow,
+                 source_instance_id=child.id, priority=child.priority, correlation_id=spawned.get("parent") or "")
+
+
 def instance_changed(instance, old, new):
     """Called by the engine for every instance transition, inside its transaction."""
     name = _event_name(old, new)
@@ -71,7 +83,10 @@ def _after_end(instance):
     from orchestration.spawning import tasks as spawn_tasks
 
     instance_id = str(instance.id)
-    if instance.parent_step_run_id:
+    strategy = (instance.trigger or {}).get("strategy") if instance.parent_step_run_id else None
+    if strategy == "callback":
+        publish([child_end_event(instance)])  # in this transaction: announced exactly once per end
+    elif strategy in ("wait", "supervised"):
         transaction.on_commit(lambda: follow_up(lambda: spawning.child_ended(child_id=instance_id),
                                                 lambda: _send(spawn_tasks.child_ended, instance_id)))
     if instance.trigger_key and (instance.trigger or {}).get("type") == "scheduled":

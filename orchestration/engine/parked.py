@@ -19,6 +19,7 @@ from . import lifecycle
 from .advance import advance, dispatch_for
 from .backoff import retry_delay
 from .claims import attempt_begin
+from .scope import mask
 
 ITEM_ENDED = (S.COMPLETED, S.FAILED, S.CANCELLED)
 
@@ -35,7 +36,7 @@ def park_step(instance, plan, run, effects, *, attempt, status, inputs=None):
     if not claimed:
         return False
     run.status, run.attempts = status, attempt
-    attempt_begin(step_run_id=run.id, item_index=None, number=attempt, now=now, inputs=inputs)
+    attempt_begin(step_run_id=run.id, item_index=None, number=attempt, now=now, inputs=mask(inputs))
     advance(instance, plan, effects)
     return True
 
@@ -58,7 +59,7 @@ def park_item(instance, plan, run, effects, *, index, attempt, inputs=None):
     StepRun.objects.filter(id=run.id, status=S.READY).update(
         status=S.WAITING_CHILD, attempts=run.attempt_base + 1, started_at=Coalesce("started_at", now))
     run.status = S.WAITING_CHILD
-    attempt_begin(step_run_id=run.id, item_index=index, number=number, now=now, inputs=inputs)
+    attempt_begin(step_run_id=run.id, item_index=index, number=number, now=now, inputs=mask(inputs))
     advance(instance, plan, effects)
     return number
 

@@ -35,6 +35,15 @@ def lock_instance(instance_id):
     return WorkflowInstance.objects.select_for_update().get(id=instance_id)
 
 
+def lock_step(step_run_id):
+    """(instance locked, its step run, plan) for a step run, or None if there is no such step."""
+    instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
+    if instance_id is None:
+        return None
+    instance = lock_instance(instance_id)
+    return instance, StepRun.objects.get(id=step_run_id), plan_for_version_id(instance.version_id)
+
+
 def _instance_accepts_work(instance_id):
     return WorkflowInstance.objects.filter(id=instance_id, status__in=ACTIVE_FOR_WORK, failing=False).exists()
 

@@ -36,11 +36,13 @@ def debounce_note(trigger, event):
     seconds = float(trigger.spec["debounce"]["seconds"])
     key = debounce_key(trigger, event)
     fire_at = event.timestamp + timezone.timedelta(seconds=seconds)
-    DebounceWindow.objects.bulk_create(
-        [DebounceWindow(trigger_key=trigger.key, debounce_key=key, last_event=event, fire_at=fire_at, events=0)],
-        ignore_conflicts=True)
-    window = DebounceWindow.objects.select_for_update().select_related("last_event").get(
-        trigger_key=trigger.key, debounce_key=key)
+    window = None
+    while window is None:  # a window fired (and deleted) between the two statements: open a new one
+        DebounceWindow.objects.bulk_create(
+            [DebounceWindow(trigger_key=trigger.key, debounce_key=key, last_event=event, fire_at=fire_at, events=0)],
+            ignore_conflicts=True)
+        window = DebounceWindow.objects.select_for_update().select_related("last_event").filter(
+            trigger_key=trigger.key, debounce_key=key).first()
     window.events += 1
     if event.timestamp >= window.last_event.timestamp:
         window.last_event = event

@@ -35,10 +35,25 @@ def expand_braces(pattern):
     return list(dict.fromkeys(expanded))  # nested groups can repeat an alternative
 
 
+def alternatives(pattern):
+    """An upper bound of how many patterns `expand_braces` makes (the product of the groups' sizes)."""
+    count = 1
+    while match := _BRACES.search(pattern):
+        count *= match.group(1).count(",") + 1
+        pattern = pattern[:match.start()] + "_" + pattern[match.end():]
+    return count
+
+
+# A filter glob may offer at most this many {a,b} alternatives (they are tried one by one).
+MAX_ALTERNATIVES = 64
+
+
 def _glob(pattern, actual):
     if isinstance(actual, bool) or not isinstance(actual, (str, int, float)):
         return False
     text = actual if isinstance(actual, str) else str(actual)
+    if alternatives(pattern) > MAX_ALTERNATIVES:  # refused at registration; never expanded here
+        return fnmatchcase(text, pattern)
     return any(fnmatchcase(text, p) for p in expand_braces(pattern))
 
 
@@ -48,20 +63,22 @@ def _equal(expected, actual):
     return expected == actual
 
 
-def value_matches(expected, actual):
+def value_matches(expected, actual, *, globs=True):
     if isinstance(actual, list) and not isinstance(expected, list):
-        return any(value_matches(expected, element) for element in actual)
+        return any(value_matches(expected, element, globs=globs) for element in actual)
     if isinstance(expected, list):
-        return any(value_matches(option, actual) for option in expected)
-    if isinstance(expected, str):
+        return any(value_matches(option, actual, globs=globs) for option in expected)
+    if isinstance(expected, str) and globs:
         return _glob(expected, actual)
     return _equal(expected, actual)
 
 
-def payload_matches(filters, payload):
-    """True when every filter holds for `payload` (no filters: everything matches)."""
+def payload_matches(filters, payload, *, globs=True):
+    """True when every filter holds for `payload` (no filters: everything matches). Without
+    `globs`, strings must be equal: what `wait_for.match` renders from data is taken literally,
+    so a value such as '*' can never match someone else's event."""
     for path, expected in (filters or {}).items():
         actual = dotted_get(payload if isinstance(payload, dict) else {}, path)
-        if actual is _MISSING or not value_matches(expected, actual):
+        if actual is _MISSING or not value_matches(expected, actual, globs=globs):
             return False
     return True

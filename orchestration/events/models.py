@@ -95,6 +95,8 @@ class Trigger(models.Model):
 
     class Meta:
         ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["path"], condition=models.Q(kind="webhook"),
+                                               name="uniq_webhook_path")]
 
     def __str__(self):
         return self.key

@@ -18,7 +18,6 @@ left unchecked and the reconciler looks again once Redis is back.
 import logging
 import threading
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -26,6 +25,7 @@ from django.utils import timezone
 
 from dacproject.redis_client import RedisError
 from dacproject.redis_client import client as redis_client
+from orchestration.gathering import gathered, gathering
 
 from .models import Event, EventWait, Trigger, TriggerKind, WaitStatus
 
@@ -82,25 +82,16 @@ def react_on_commit(events):
 _deferred = threading.local()
 
 
-@contextmanager
 def reactions_deferred():
     """Collect the after-commit reaction checks of a block and make them once, at its end: a task
     that runs a chain of steps inline checks once, not once per step. Checking later than the
     commit keeps every guarantee (the check only has to follow it); a worker that dies first
     leaves events the reconciler resends."""
-    outer = getattr(_deferred, "entries", None)
-    _deferred.entries = [] if outer is None else outer
-    try:
-        yield
-    finally:
-        if outer is None:
-            entries, _deferred.entries = _deferred.entries, None
-            if entries:
-                react_if_listened(entries)
+    return gathering(_deferred, react_if_listened)
 
 
 def _react_or_defer(entries):
-    buffer = getattr(_deferred, "entries", None)
+    buffer = gathered(_deferred)
     if buffer is None:
         react_if_listened(entries)
     else:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from orchestration import engine
+from orchestration.engine.cascade import lock_families
 from orchestration.models import WorkflowInstance
 from orchestration.states import INSTANCE_ACTIVE
 
@@ -111,6 +112,7 @@ def _fire(name):
         state.save()
         return None
     if active and policy == "cancel_other":
+        lock_families(active)  # all of them (and their children) before the first audited stop
         for instance_id in active:
             try:
                 engine.instance_terminate(instance_id=instance_id, actor=f"schedule:{name}",

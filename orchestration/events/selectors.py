@@ -1,10 +1,10 @@
 """Reads of the event bus: history with what each event matched (DESIGN §6.1)."""
 import datetime
-import uuid
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from dacproject.ids import as_uuid
 from orchestration.engine import InvalidRequest
 
 from .models import Event, EventMatch, MatchKind
@@ -18,12 +18,12 @@ def event_list(*, type=None, correlation_id=None, source_instance=None, since=No
     if correlation_id:
         qs = qs.filter(correlation_id=correlation_id)
     if source_instance:
-        try:
-            qs = qs.filter(source_instance_id=uuid.UUID(str(source_instance)))
-        except ValueError:
-            return qs.none()
+        qs = qs.filter(source_instance_id=as_uuid(source_instance)) if as_uuid(source_instance) else qs.none()
     if since:
-        moment = parse_datetime(since) if isinstance(since, str) else since
+        try:
+            moment = parse_datetime(since) if isinstance(since, str) else since
+        except ValueError:  # well formed, but no such date (month 13, say)
+            moment = None
         if moment is None:
             raise InvalidRequest(f"since must be an ISO-8601 time such as 2026-11-29T10:00:00Z, got {since!r}",
                                  details={"field": "since"})

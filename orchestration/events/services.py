@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from dacproject.nul import nul_path
+from dacproject.nul import UNSTORABLE, unstorable_path
 from governance.audit import audit_record
 from orchestration.engine import InvalidRequest
 from registry.spec.checker import parse_priority
@@ -40,8 +40,8 @@ def _draft(raw, where):
         payload = {}
     if not isinstance(payload, dict):
         problem("payload", "must be a JSON object")
-    elif nul_path(payload, "payload"):
-        problem("payload", f"{nul_path(payload, 'payload')} contains a NUL character, which cannot be stored")
+    elif unstorable_path(payload, "payload"):
+        problem("payload", f"{unstorable_path(payload, 'payload')} {UNSTORABLE}")
     priority = raw.get("priority")
     if priority is not None and parse_priority(priority) is None:
         problem("priority", f"must be low, normal, high, critical or 0..9, got {priority!r}")

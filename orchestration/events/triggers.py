@@ -4,9 +4,10 @@ scheduled trigger (`schedules`), all in the apply's transaction (DESIGN §3: a n
 replaces its rules, schedules and triggers as one change). Only differences are written, so
 re-applying an unchanged file changes nothing.
 """
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from registry.models import WorkflowDefinition
+from registry.spec import SpecError, SpecInvalid
 
 from . import schedules
 from .models import Trigger, TriggerKind
@@ -25,9 +26,15 @@ def on_definitions_applied(sender, *, compiled, blueprint, **_):
     transaction.on_commit(listeners_changed)  # publishers re-read which event types start something
     keys = [doc.spec["id"] for doc in compiled.workflows]
     definitions = {d.key: d for d in WorkflowDefinition.objects.filter(key__in=keys).select_related("latest_version")}
-    for key in keys:
-        definition = definitions[key]
-        triggers_sync(definition, definition.latest_version.spec)
+    for doc in compiled.workflows:
+        definition = definitions[doc.spec["id"]]
+        try:
+            with transaction.atomic():
+                triggers_sync(definition, definition.latest_version.spec)
+        except IntegrityError:  # validation saw the path free; a concurrent apply took it since
+            raise SpecInvalid([SpecError(doc.file, None, "triggers", "a webhook path of this workflow was just "
+                                                                     "registered by another workflow",
+                                         doc.spec["id"])]) from None
         schedules.schedules_sync(definition, definition.latest_version.spec)
     if blueprint is not None:
         auto_spawn_sync(blueprint, compiled.blueprint["coordination"].get("auto_spawn") or [])

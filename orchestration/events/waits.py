@@ -9,8 +9,10 @@ two always sees the other).
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from dacproject.nul import UNSTORABLE, unstorable_path
 from orchestration import engine, templating
 from orchestration.engine.effects import Effects
 from orchestration.engine.plan import plan_for_version_id
@@ -23,8 +25,7 @@ from .models import Event, EventMatch, EventWait, MatchKind, WaitStatus
 from .publish import listeners_changed
 
 logger = logging.getLogger(__name__)
-# How many earlier events of the awaited type a newly parked step looks through.
-LOOKBACK_LIMIT = 10_000
+MAX_CORRELATION_ID = 200
 
 
 def wait_park(*, step_run_id, attempt):
@@ -55,56 +56,88 @@ def unchecked_waits(*, before, limit):
 
 @transaction.atomic
 def _park(step_run_id, attempt):
-    instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
-    if instance_id is None:
+    locked = engine.lock_step(step_run_id)
+    if locked is None:
         return None
-    instance = engine.lock_instance(instance_id)
-    run = StepRun.objects.get(id=step_run_id)
-    plan = plan_for_version_id(instance.version_id)
+    instance, run, plan = locked
     spec = plan.steps[run.step_id]["wait_for"]
     effects = Effects()
-    try:
-        scope = build_scope(instance=instance, workflow=plan.spec["id"], runs=run_outputs(instance.id))
-        match = templating.render_value(spec["match"], scope, plan.step_ids)
-        correlation_id = templating.render_value(spec["correlation_id"], scope, plan.step_ids)
-        problem = None
-    except templating.TemplateError as exc:
-        match, correlation_id, problem = spec["match"], "", exc
-    inputs = {"event": spec["event"], "match": match, "correlation_id": correlation_id or "",
-              "timeout_seconds": spec["timeout_seconds"]}
+    match, correlation_id, problem = _rendered(instance, plan, spec)
+    inputs = {"event": spec["event"], "match": match if problem is None else spec["match"],
+              "correlation_id": correlation_id if problem is None else "", "timeout_seconds": spec["timeout_seconds"]}
     if not engine.park_step(instance, plan, run, effects, attempt=attempt, status=S.WAITING_EVENT, inputs=inputs):
         return None
     if problem is not None:
-        engine.parked_fail(instance, plan, run, {"type": "TemplateError", "message": f"wait_for: {problem}"},
-                           effects, status=S.WAITING_EVENT, retry=False)
+        engine.parked_fail(instance, plan, run, problem, effects, status=S.WAITING_EVENT, retry=False)
         effects.send_on_commit()
         return None
     timeout = spec["timeout_seconds"]
     wait = EventWait.objects.create(
         step_run=run, instance=instance, attempt=attempt, event_type=spec["event"], match=match,
-        correlation_id=str(correlation_id or ""), since=instance.created_at,
+        correlation_id=correlation_id, since=instance.created_at,
         deadline_at=timezone.now() + timezone.timedelta(seconds=timeout) if timeout else None)
     effects.send_on_commit()
     return wait.id
+
+
+def _rendered(instance, plan, spec):
+    """(match, correlation id, None) as rendered for this instance, or (..., error) when they
+    cannot be rendered or stored: the step then fails with that error instead of waiting."""
+    try:
+        scope = build_scope(instance=instance, workflow=plan.spec["id"], runs=run_outputs(instance.id))
+        match = templating.render_value(spec["match"], scope, plan.step_ids)
+        correlation_id = templating.render_value(spec["correlation_id"], scope, plan.step_ids)
+    except templating.TemplateError as exc:
+        return None, None, {"type": "TemplateError", "message": f"wait_for: {exc}"}
+    correlation_id = "" if correlation_id is None else str(correlation_id)
+    if len(correlation_id) > MAX_CORRELATION_ID:
+        return None, None, {"type": "InvalidWait", "message": f"wait_for.correlation_id rendered to "
+                                                               f"{len(correlation_id)} characters; at most "
+                                                               f"{MAX_CORRELATION_ID}"}
+    where = unstorable_path(match, "wait_for.match") or unstorable_path(correlation_id, "wait_for.correlation_id")
+    if where:
+        return None, None, {"type": "InvalidWait", "message": f"{where} {UNSTORABLE}"}
+    return match, correlation_id, None
 
 
 def event_fits(wait, event, now=None):
     """Whether `event` may resume `wait` (type, time, correlation, payload, not expired)."""
     return (event.event_type == wait.event_type and event.timestamp >= wait.since
             and (not wait.correlation_id or event.correlation_id == wait.correlation_id)
-            and not event.is_expired(now) and payload_matches(wait.match, event.payload))
+            and not event.is_expired(now) and payload_matches(wait.match, event.payload, globs=False))
 
 
 def first_matching_event(wait):
-    """The earliest stored event that fits an open wait, or None."""
-    candidates = Event.objects.filter(event_type=wait.event_type, timestamp__gte=wait.since).order_by("timestamp")
+    """The earliest stored event that fits an open wait, or None. The payload match is narrowed
+    in PostgreSQL (JSONB containment) and confirmed here, so no event is skipped however many
+    others of its type came first."""
+    candidates = Event.objects.filter(_payload_prefilter(wait.match), event_type=wait.event_type,
+                                      timestamp__gte=wait.since).order_by("timestamp")
     if wait.correlation_id:
         candidates = candidates.filter(correlation_id=wait.correlation_id)
     now = timezone.now()
-    for event in candidates[:LOOKBACK_LIMIT].iterator(chunk_size=500):
+    for event in candidates.iterator(chunk_size=200):
         if event_fits(wait, event, now):
             return event
     return None
+
+
+def _payload_prefilter(match):
+    """A superset, as JSONB containment, of the payloads `match` accepts (paths through list
+    indexes are left to the exact check). A value matches itself, or an array holding it."""
+    narrowed = Q()
+    for path, expected in (match or {}).items():
+        parts = path.split(".")
+        if any(part.isdigit() for part in parts):
+            continue
+        either = Q()
+        for option in expected if isinstance(expected, list) else [expected]:
+            for shape in (option, [option]):
+                for part in reversed(parts):
+                    shape = {part: shape}
+                either |= Q(payload__contains=shape)
+        narrowed &= either
+    return narrowed
 
 
 def open_waits_for(events):

@@ -16,7 +16,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from dacproject.api import error_body
-from dacproject.nul import nul_path
+from dacproject.nul import UNSTORABLE, unstorable_path
 from governance.audit import audit_record
 from orchestration import engine
 from orchestration.engine.scope import secret_value
@@ -63,10 +63,12 @@ def receive(request, path):
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, "invalid", f"the body is not JSON: {exc}")
+    except RecursionError:
+        return _error(400, "invalid", "the body is nested too deeply")
     if not isinstance(payload, dict):
         return _error(400, "invalid", "the body must be a JSON object")
-    if nul_path(payload, "body"):
-        return _error(400, "invalid", f"{nul_path(payload, 'body')} contains a NUL character")
+    if unstorable_path(payload, "body"):
+        return _error(400, "invalid", f"{unstorable_path(payload, 'body')} {UNSTORABLE}")
     key = request.headers.get("Idempotency-Key", "")
     if len(key) > 200:
         return _error(400, "invalid", "Idempotency-Key is longer than 200 characters")

@@ -1,5 +1,7 @@
 """The reconciler's share of child workflows: parents still parked on a child that ended (its
 notice was lost), and spawn foreach items whose start messages were lost."""
+import logging
+
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -15,6 +17,7 @@ from orchestration.states import StepStatus as S
 from .services import child_ended
 
 ACTIVE = (I.RUNNING, I.WAITING, I.PAUSED)
+logger = logging.getLogger(__name__)
 
 
 def spawning_reconcile(*, settle, limit=500):
@@ -26,8 +29,17 @@ def spawning_reconcile(*, settle, limit=500):
                                         parent_step_run__instance__status__in=ACTIVE)
         .filter(Q(parent_item_index__isnull=False) | Q(spawn_attempt=F("parent_step_run__attempts")))
         .values_list("id", flat=True)[:limit])
-    resumed = sum(1 for child_id in list(parked_on_ended) if child_ended(child_id=child_id))
+    resumed = sum(1 for child_id in list(parked_on_ended) if _resumed(child_id))
     return {"parents_resumed": resumed, "items_redispatched": _redispatch_items(cutoff, limit)}
+
+
+def _resumed(child_id):
+    """One parent at a time: a failure is logged and retried next pass, and does not stop the rest."""
+    try:
+        return child_ended(child_id=child_id)
+    except Exception:  # noqa: BLE001 - the reconciler must go on with the other parents
+        logger.exception("could not resume the parent of child %s; trying again next pass", child_id)
+        return False
 
 
 def _redispatch_items(cutoff, limit):

@@ -5,19 +5,17 @@ step's output being their results in item order.
 
 The spawn task parks the step (or item) and starts the child in one transaction under the
 parent's lock; the child is unique per (step, item, attempt, restart), so a redelivered spawn
-starts nothing twice. A child's end reaches its parent through `child_ended`, a task sent
-after the child's last commit; it applies the strategy once (conditional updates on the
-parked step), and the reconciler sends it again for any parent still parked on an ended child.
+starts nothing twice. A child's end reaches a waiting parent through `child_ended`, run after the child's last commit
+(in the same worker task, else as a task); it applies the strategy once (conditional updates on
+the parked step), and the reconciler runs it again for any parent still parked on an ended
+child. A `callback` child announces its end itself, in its ending transaction (`lifecycle`).
 """
-import uuid
-
 from django.db import transaction
 
 from orchestration import engine, templating
 from orchestration.engine.effects import Effects
 from orchestration.engine.plan import plan_for_version_id
 from orchestration.engine.scope import build_scope, run_outputs
-from orchestration.events.publish import Draft, publish
 from orchestration.models import StepItem, StepRun, WorkflowInstance
 from orchestration.states import INSTANCE_TERMINAL
 from orchestration.states import InstanceStatus as I
@@ -25,6 +23,7 @@ from orchestration.states import StepStatus as S
 
 WAITING = S.WAITING_CHILD
 AT_ONCE = ("callback", "fire_and_forget")
+SUPERVISING = ("wait", "supervised")  # the strategies whose step waits for the child's end
 
 
 class SpawnError(Exception):
@@ -35,12 +34,10 @@ class SpawnError(Exception):
 def child_spawn(*, step_run_id, index, attempt, inline=None):
     """The spawn task's service: park the step (or its item `index`) and start its child (whose
     first step `inline`, the calling task, may take: `child.inline_claim`)."""
-    instance_id = StepRun.objects.filter(id=step_run_id).values_list("instance_id", flat=True).first()
-    if instance_id is None:
+    locked = engine.lock_step(step_run_id)
+    if locked is None:
         return None
-    parent = engine.lock_instance(instance_id)
-    run = StepRun.objects.get(id=step_run_id)
-    plan = plan_for_version_id(parent.version_id)
+    parent, run, plan = locked
     spawn = plan.steps[run.step_id]["spawn"]
     effects = Effects()
     item = None if index is None else StepItem.objects.filter(step_run=run, index=index).values_list(
@@ -118,11 +115,8 @@ def child_ended(*, child_id):
     run = StepRun.objects.get(id=child.parent_step_run_id)
     plan = plan_for_version_id(parent.version_id)
     spawn = plan.steps[run.step_id]["spawn"]
-    if spawn["strategy"] == "callback":
-        _announce(parent, run, child)
-        return True
-    if spawn["strategy"] != "wait" and spawn["strategy"] != "supervised":
-        return False
+    if spawn["strategy"] not in SUPERVISING or parent.failing or parent.status in INSTANCE_TERMINAL:
+        return False  # nothing waits for it (any more)
     if not _is_current(run, child):
         return False  # a child of an earlier attempt, or one a restart replaced
     effects = Effects()
@@ -130,14 +124,26 @@ def child_ended(*, child_id):
     if child.status == I.COMPLETED:
         changed = _end(parent, plan, run, index, child.spawn_attempt, effects, output=child.result)
     elif spawn["strategy"] == "supervised" and child.spawn_restart < spawn["max_restarts"]:
-        _start_child(parent, run, spawn, index=index, attempt=child.spawn_attempt, restart=child.spawn_restart + 1,
-                     context=child.context)
-        changed = True
+        changed = _restart(parent, plan, run, spawn, child, effects)
     else:
         changed = _end(parent, plan, run, index, child.spawn_attempt, effects, error=_child_error(child, spawn),
                        retry=spawn["strategy"] == "wait")
     effects.send_on_commit()
     return changed
+
+
+def _restart(parent, plan, run, spawn, child, effects):
+    """A supervised child failed: start it again; a restart that cannot start fails the step."""
+    index = child.parent_item_index
+    try:
+        with transaction.atomic():
+            _start_child(parent, run, spawn, index=index, attempt=child.spawn_attempt,
+                         restart=child.spawn_restart + 1, context=child.context)
+        return True
+    except engine.EngineError as exc:
+        error = {"type": "ChildFailed", "child": str(child.id),
+                 "message": f"child {child.id} failed and could not be restarted: {exc.message}"}
+        return _end(parent, plan, run, index, child.spawn_attempt, effects, error=error, retry=False)
 
 
 def _is_current(run, child):
@@ -159,16 +165,3 @@ def _child_error(child, spawn):
     restarts = f" after {child.spawn_restart} restart(s)" if spawn["strategy"] == "supervised" else ""
     return {"type": "ChildFailed", "child": str(child.id),
             "message": f"child {child.id} ({child.definition.key}) ended {child.status}{restarts}: {reason}"}
-
-
-def _announce(parent, run, child):
-    """`callback`: the child's end as `workflow.child.completed|failed`, correlated to the parent.
-    Its id derives from the child, so a repeated notice publishes nothing new."""
-    ok = child.status == I.COMPLETED
-    payload = {"instance": str(child.id), "workflow": child.definition.key, "status": child.status,
-               "parent": str(parent.id), "step": run.step_id, "item": child.parent_item_index}
-    payload["result" if ok else "error"] = child.result if ok else child.error
-    publish([Draft(f"workflow.child.{'completed' if ok else 'failed'}", payload, source_workflow=child.definition.key,
-                   source_instance_id=child.id, priority=parent.priority, correlation_id=str(parent.id),
-                   event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"dac:child-ended:{child.id}"))],
-            ignore_conflicts=True)

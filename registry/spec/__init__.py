@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from dacproject.nul import nul_path
+from dacproject.nul import UNSTORABLE, unstorable_path
 
 from .agents import normalize_agent
 from .checker import Checker
@@ -55,6 +55,8 @@ def parse_text(text, file, fmt=None):
     except json.JSONDecodeError as exc:
         message = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise SpecInvalid([SpecError(file, None, None, message)]) from exc
+    except RecursionError:
+        raise SpecInvalid([SpecError(file, None, None, "the document is nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -80,9 +82,9 @@ def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflo
                  known_webhooks=None):
     """`known_webhooks`: {path: workflow id} of registered webhook triggers (a path has one owner)."""
     raw = parse_text(text, file, fmt)
-    where = nul_path(raw)
+    where = unstorable_path(raw)
     if where:
-        raise SpecInvalid([SpecError(file, None, where, "contains a NUL character, which cannot be stored")])
+        raise SpecInvalid([SpecError(file, None, where, UNSTORABLE)])
     if isinstance(raw, dict) and "workflows" in raw:
         return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}),
                                   dict(known_webhooks or {}))

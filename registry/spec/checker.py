@@ -1,7 +1,11 @@
 """Typed access to a loaded document that records precise errors instead of raising."""
 import difflib
+import re
 
 PRIORITIES = {"low": 2, "normal": 5, "high": 7, "critical": 9}
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$")
+# Durations the engine turns into deadlines are bounded, so none overflows a date.
+YEAR_SECONDS = 366 * 24 * 3600
 
 
 def parse_priority(value):
@@ -61,12 +65,31 @@ class Checker:
             return []
         return list(value)
 
-    def positive_number(self, name, *, integer=False, minimum=0, default=None):
+    def positive_number(self, name, *, integer=False, minimum=0, maximum=None, default=None):
         types = (int,) if integer else (int, float)
         value = self.get(name, types, default=default, type_name="an integer" if integer else "a number")
         if value is not None and value is not default and value <= minimum:
             self.error(name, f"must be greater than {minimum}, got {value}")
             return default
+        if value is not None and value is not default and maximum is not None and value > maximum:
+            self.error(name, f"must be at most {maximum:g}, got {value:g}")
+            return default
+        return value
+
+    def duration(self, name, *, unit_seconds, default=None):
+        """A positive time in `unit_seconds` units, at most a year."""
+        return self.positive_number(name, maximum=YEAR_SECONDS / unit_seconds, default=default)
+
+    def event_name(self, name, *, required_message="is required"):
+        """An event type as the bus accepts it (the API's rule), or None with an error."""
+        value = self.get(name, str)
+        if not value:
+            self.error(name, required_message)
+            return None
+        if not EVENT_TYPE_RE.match(value):
+            self.error(name, f"'{value[:60]}' is not an event type: 1-200 letters, digits and _ . : / - "
+                             "(e.g. pr_created)")
+            return None
         return value
 
     def priority(self, name, *, default=None):

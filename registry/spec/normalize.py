@@ -6,7 +6,7 @@ checked in `validate`.
 """
 import re
 
-from .checker import PRIORITIES, Checker, describe_value
+from .checker import EVENT_TYPE_RE, PRIORITIES, Checker, describe_value
 from .triggers import normalize_filters, normalize_triggers
 
 WORKFLOW_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -60,7 +60,7 @@ def normalize_workflow(raw, sink):
         "tags": c.string_list("tags"),
         "owner": c.get("owner", str, default=""),
         "max_concurrent": c.positive_number("max_concurrent", integer=True),
-        "timeout_minutes": c.positive_number("timeout_minutes"),
+        "timeout_minutes": c.duration("timeout_minutes", unit_seconds=60),
         "priority": c.priority("priority", default=PRIORITIES["normal"]),
         "budget": _budget(c),
         "result": raw.get("result"),
@@ -208,7 +208,7 @@ def _approval(c):
         "type": a.get("type", str, default=""),
         "approvers": a.string_list("approvers"),
         "min_approvals": a.positive_number("min_approvals", integer=True, default=1),
-        "timeout_minutes": a.positive_number("timeout_minutes"),
+        "timeout_minutes": a.duration("timeout_minutes", unit_seconds=60),
         "timeout_action": a.choice("timeout_action", TIMEOUT_ACTIONS, default="reject"),
         "level": a.get("level", str, default="approval"),
     }
@@ -250,12 +250,10 @@ def _wait_for(c):
         return None
     w = Checker(c.sink, value, step=c.step, prefix="wait_for.")
     w.unknown_fields({"event", "match", "correlation_id", "timeout_seconds", "on_timeout"})
-    event = w.get("event", str)
-    if not event:
-        w.error("event", "is required: the event type to wait for")
+    event = w.event_name("event", required_message="is required: the event type to wait for")
     return {"event": event, "match": normalize_filters(w, "match"),
             "correlation_id": w.get("correlation_id", str, default=""),
-            "timeout_seconds": w.positive_number("timeout_seconds"),
+            "timeout_seconds": w.duration("timeout_seconds", unit_seconds=1),
             "on_timeout": w.choice("on_timeout", ("fail", "continue"), default="fail")}
 
 
@@ -267,10 +265,13 @@ def _emit(c):
     emits = []
     for i, item in enumerate(items):
         if isinstance(item, str):
+            if not EVENT_TYPE_RE.match(item):
+                c.error(f"emit[{i}]", f"'{item[:60]}' is not an event type: 1-200 letters, digits and _ . : / -")
             emits.append({"event": item, "payload": {}, "correlation_id": None, "priority": None})
         elif isinstance(item, dict) and isinstance(item.get("event"), str):
             e = Checker(c.sink, item, step=c.step, prefix=f"emit[{i}].")
             e.unknown_fields({"event", "payload", "correlation_id", "priority"})
+            e.event_name("event")
             emits.append({"event": item["event"], "payload": e.get("payload", dict, default={}),
                           "correlation_id": e.get("correlation_id", str), "priority": e.priority("priority")})
         else:

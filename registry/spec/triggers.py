@@ -8,6 +8,7 @@ import re
 import zoneinfo
 
 from orchestration import templating
+from orchestration.events.matching import MAX_ALTERNATIVES, alternatives
 
 from .checker import Checker, describe_value
 
@@ -15,6 +16,7 @@ TRIGGER_TYPES = ("manual", "event", "scheduled", "webhook")
 OVERLAP_POLICIES = ("allow", "skip", "buffer_one", "cancel_other")
 # A filter key is a dotted path into the payload: `repo`, `pr.labels`, `items.0.sku`.
 FILTER_PATH_RE = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
+MAX_WEBHOOK_PATH = 200
 WEBHOOK_PATH_RE = re.compile(r"^(/(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+)+$")  # no '.' or '..' segments
 SECRET_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,100}$")
 # What a debounce key template may read: the event (`trigger`) and the would-be context.
@@ -62,9 +64,7 @@ def _trigger(sink, raw, where, *, cron_key="cron"):
     t.unknown_fields(allowed)
     trigger = {"type": kind}
     if kind == "event":
-        trigger["event"] = t.get("event", str)
-        if not trigger["event"]:
-            t.error("event", "is required for an event trigger")
+        trigger["event"] = t.event_name("event", required_message="is required for an event trigger")
         trigger["filters"] = normalize_filters(t, "filters")
         trigger["context"] = t.get("context", dict, default={})
         trigger["debounce"] = normalize_debounce(t, "debounce")
@@ -85,6 +85,9 @@ def _trigger(sink, raw, where, *, cron_key="cron"):
         path = t.get("path", str)
         if not path:
             t.error("path", "is required for a webhook trigger, e.g. /support/ticket")
+        elif len(path) > MAX_WEBHOOK_PATH:
+            t.error("path", f"is {len(path)} characters long; at most {MAX_WEBHOOK_PATH}")
+            path = None
         elif not WEBHOOK_PATH_RE.match(path):
             t.error("path", f"'{path}' must start with '/' and hold only letters, digits and . _ ~ - "
                             "between single slashes (no '.' or '..' segments), e.g. /support/ticket")
@@ -111,6 +114,9 @@ def normalize_filters(c, name):
                            "(use a dotted path for nested fields)")
         elif isinstance(expected, list) and any(isinstance(v, (dict, list)) for v in expected):
             c.error(field, "a list filter holds plain values (any of them matches), not mappings or lists")
+        elif any(isinstance(v, str) and alternatives(v) > MAX_ALTERNATIVES
+                 for v in (expected if isinstance(expected, list) else [expected])):
+            c.error(field, f"a glob may offer at most {MAX_ALTERNATIVES} {{a,b}} alternatives")
     return filters
 
 
@@ -121,7 +127,7 @@ def normalize_debounce(c, name):
         return None
     d = Checker(c.sink, value, step=c.step, prefix=c.field_name(name) + ".")
     d.unknown_fields({"key", "seconds"})
-    seconds = d.positive_number("seconds")
+    seconds = d.duration("seconds", unit_seconds=1)
     if seconds is None and "seconds" not in value:
         d.error("seconds", "is required: how long after the last event of a burst to start")
     key = d.get("key", str, default="")
@@ -150,15 +156,14 @@ def normalize_auto_spawn(sink, coordination, known_workflows):
         r = Checker(sink, raw, prefix=f"{where}.")
         r.unknown_fields(AUTO_SPAWN_FIELDS)
         rule = {
-            "on_event": r.get("on_event", str),
+            "on_event": r.event_name("on_event", required_message="is required: the event type that starts the "
+                                                                  "workflow"),
             "spawn": r.get("spawn", str),
             "priority": r.priority("priority"),
             "filters": normalize_filters(r, "filters"),
             "context": r.get("context", dict, default={}),
             "debounce": normalize_debounce(r, "debounce"),
         }
-        if not rule["on_event"]:
-            r.error("on_event", "is required: the event type that starts the workflow")
         if not rule["spawn"]:
             r.error("spawn", "is required: the workflow to start")
         elif rule["spawn"] not in known_workflows:

@@ -69,7 +69,8 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
                          ("wait_for.correlation_id", (step["wait_for"] or {}).get("correlation_id"))):
         if value is not None:
             item_fields = ("with", "spawn.context")
-            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field in item_fields)
+            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field in item_fields,
+                             stored=field in STORED_FIELDS)
     if step["compensate"]:
         _check_templates(sink, step["compensate"]["with"], sid, "compensate.with", ancestors | {sid}, ids,
                          foreach=False)
@@ -101,7 +102,11 @@ def _check_agent(sink, step, known_agents):
 _HYPHENATED_REF = re.compile(r"(?<![\w.])(?:steps|nodes)\.([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)+)")
 
 
-def _check_templates(sink, value, sid, base_field, allowed_steps, ids, *, foreach):
+# What these render is stored as it is (a child's context, a parked wait), so no secret may flow in.
+STORED_FIELDS = ("spawn.context", "wait_for.match", "wait_for.correlation_id")
+
+
+def _check_templates(sink, value, sid, base_field, allowed_steps, ids, *, foreach, stored=False):
     for field, source in _strings(value, base_field):
         if not templating.is_template(source):
             continue
@@ -123,6 +128,9 @@ def _check_templates(sink, value, sid, base_field, allowed_steps, ids, *, foreac
                        step=sid, field=field)
         if not foreach and names & {"item", "index"}:
             sink.error("'item' and 'index' exist only in a foreach step's inputs", step=sid, field=field)
+        if stored and "secrets" in names:
+            sink.error("'secrets' cannot be used here: what this renders is stored (read secrets.NAME in the "
+                       "step that needs it)", step=sid, field=field)
         for ref in sorted(refs):
             if ref not in ids:
                 sink.error(f"template refers to unknown step '{ref}'", step=sid, field=field)

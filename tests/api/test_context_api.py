@@ -86,6 +86,8 @@ def test_scopes_and_keys_with_slashes(api):
     (URL, {"ttl_seconds": 5}, {}),
     (URL, [1, 2], {}),
     (URL, {"value": 1, "ttl_seconds": 0}, {}),
+    (URL, {"value": 1, "ttl_seconds": 10**12}, {}),
+    (URL, {"value": "\ud800"}, {}),
     (URL, {"value": 1}, {"HTTP_IF_MATCH": "latest"}),
 ])
 def test_bad_writes_are_400s_and_change_nothing(api, url, body, headers):

@@ -82,3 +82,11 @@ def test_history_is_newest_first_with_matches_and_filters(api, db):
 def test_events_need_authentication(db):
     response = APIClient().post("/api/v1/events/", data={"event_type": "x"}, format="json")
     assert response.status_code in (401, 403) and "error" in response.json()
+
+
+def test_odd_but_well_formed_inputs_are_400s_not_500s(api):
+    assert post(api, {"event_type": "x", "payload": {"t": "\ud800"}}).status_code == 400
+    nested = '{"event_type": "x", "payload": ' + "[" * 100000 + "]" * 100000 + "}"
+    assert api.post("/api/v1/events/", data=nested, content_type="application/json").status_code == 400
+    assert api.get("/api/v1/events/?since=2026-13-45T10:00:00").status_code == 400
+    assert not Event.objects.exists()

@@ -91,4 +91,5 @@ def test_bad_decisions_are_4xx_and_change_nothing(api, parked, body, status, cod
 def test_nul_in_a_filter_is_a_400(api, parked):
     response = api.get("/api/v1/instances/?workflow=x%00")
     assert response.status_code == 400
-    assert response.json()["error"]["details"] == {"workflow": ["must not contain a NUL character"]}
+    assert response.json()["error"]["details"] == {
+        "workflow": ["must not contain a NUL character or an unpaired surrogate"]}

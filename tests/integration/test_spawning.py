@@ -32,13 +32,19 @@ def children_of(instance):
     return list(WorkflowInstance.objects.filter(parent_id=instance.id).order_by("created_at"))
 
 
-def test_wait_parks_the_parent_without_a_worker_and_the_childs_end_completes_the_step(live):
+def parked_on_a_gated_child(n):
+    """A `wait` parent parked on its child, which is parked on an approval: (parent, child)."""
     apply_spec(GATED_CHILD)
     apply_spec(parent(workflow="gated-child"))
-    instance = start("parent-wait", {"n": 3})
+    instance = start("parent-wait", {"n": n})
     step_reaches(instance, "call", "waiting_child")
     (child,) = wait_until(lambda: children_of(instance), message="the child")
     step_reaches(child, "gate", "waiting_approval")
+    return instance, child
+
+
+def test_wait_parks_the_parent_without_a_worker_and_the_childs_end_completes_the_step(live):
+    instance, child = parked_on_a_gated_child(3)
     wait_until(lambda: not any((app.control.inspect(timeout=1).active() or {}).values()), message="idle workers")
     assert WorkflowInstance.objects.get(id=instance.id).status == "waiting"
     assert child.trigger == {"type": "spawn", "parent": str(instance.id), "step": "call", "strategy": "wait",
@@ -162,12 +168,7 @@ def test_spawn_steps_chained_by_depends_on_are_a_pipeline(live):
 
 
 def test_the_reconciler_resumes_a_parent_parked_on_a_child_whose_end_notice_was_lost(live):
-    apply_spec(GATED_CHILD)
-    apply_spec(parent(workflow="gated-child"))
-    instance = start("parent-wait", {"n": 8})
-    step_reaches(instance, "call", "waiting_child")
-    (child,) = wait_until(lambda: children_of(instance), message="the child")
-    step_reaches(child, "gate", "waiting_approval")
+    instance, child = parked_on_a_gated_child(8)
     # The child's end is committed, but the process died before it sent the notice.
     WorkflowInstance.objects.filter(id=child.id).update(status="completed", result={"gate": {"n": 8}},
                                                         finished_at=timezone.now())
@@ -176,3 +177,33 @@ def test_the_reconciler_resumes_a_parent_parked_on_a_child_whose_end_notice_was_
     instance = finished(instance)
     assert step(instance, "call").output == {"gate": {"n": 8}}
     assert StepRun.objects.get(instance_id=instance.id, step_id="after").attempts == 1
+
+
+def test_a_failed_parent_restarts_no_supervised_child(live):
+    apply_spec(GATED_CHILD)
+    apply_spec({"id": "doomed-parent", "steps": [
+        {"id": "watch", "spawn": {"workflow": "gated-child", "strategy": "supervised", "context": {"n": 1}}},
+        {"id": "gate", "action": "noop", "approval": True},
+    ]})
+    instance = start("doomed-parent")
+    step_reaches(instance, "watch", "waiting_child")
+    step_reaches(instance, "gate", "waiting_approval")
+    engine.step_decide(instance_id=instance.id, step_id="gate", approve=False, actor="test")
+    instance = finished(instance)
+    assert instance.status == "failed"
+    wait_until(lambda: not any((app.control.inspect(timeout=1).active() or {}).values()), message="idle workers")
+    assert [(c.spawn_restart, c.status) for c in children_of(instance)] == [(0, "terminated")]
+
+
+def test_a_supervised_restart_that_cannot_start_fails_the_step(live):
+    apply_spec({"id": "brittle-child", "steps": [{"id": "gate", "action": "noop", "approval": True}]})
+    apply_spec({"id": "supervising", "steps": [
+        {"id": "watch", "spawn": {"workflow": "brittle-child", "strategy": "supervised"}}]})
+    instance = start("supervising")
+    (child,) = wait_until(lambda: children_of(instance), message="the child")
+    step_reaches(child, "gate", "waiting_approval")
+    apply_spec({"id": "brittle-child", "type": "operations"})  # a new version without steps
+    engine.step_decide(instance_id=child.id, step_id="gate", approve=False, actor="test")
+    instance = finished(instance)
+    assert instance.status == "failed"
+    assert "could not be restarted" in step(instance, "watch").error["message"]

@@ -85,3 +85,13 @@ def test_the_sweep_ends_a_wait_at_its_timeout(live, on_timeout, status):
     else:
         assert reply.output is None and instance.result == {"after": {"got": None}}
     assert EventWait.objects.get(step_run=reply).status == "timed_out"
+
+
+def test_a_correlation_id_that_cannot_be_stored_fails_the_step_clearly(live):
+    apply_spec({"id": "long-corr", "steps": [
+        {"id": "reply", "wait_for": {"event": "x", "correlation_id": "{{ context.conversation }}"}}]})
+    instance = finished(start("long-corr", {"conversation": "c" * 300}))
+    assert instance.status == "failed"
+    assert step(instance, "reply").error == {
+        "type": "InvalidWait", "message": "wait_for.correlation_id rendered to 300 characters; at most 200"}
+    assert not EventWait.objects.exists()

@@ -310,6 +310,46 @@ id: emitter
 steps:
   - {id: a, action: noop, emit: [{event: done, priority: 12}]}
 """, "a", "emit[0].priority", "must be one of low, normal, high, critical or 0..9"),
+    "secret_passed_to_a_child": Bad("""
+id: leaky-spawn
+steps:
+  - {id: a, spawn: {workflow: existing-flow, context: {token: "{{ secrets.TEST_TOKEN }}"}}}
+""", "a", "spawn.context.token", "'secrets' cannot be used here: what this renders is stored"),
+    "secret_in_a_wait_match": Bad("""
+id: leaky-wait
+steps:
+  - {id: a, wait_for: {event: reply, match: {token: "{{ secrets.TEST_TOKEN }}"}}}
+""", "a", "wait_for.match.token", "'secrets' cannot be used here"),
+    "event_trigger_name_too_long": Bad(f"""
+id: long-event
+triggers: [{{type: event, event: {'e' * 201}}}]
+steps: [{{id: a, action: noop}}]
+""", None, "triggers[0].event", "is not an event type"),
+    "emitted_event_name_with_spaces": Bad("""
+id: spacey
+steps:
+  - {id: a, action: noop, emit: ["pr created"]}
+""", "a", "emit[0]", "is not an event type"),
+    "webhook_path_too_long": Bad(f"""
+id: long-hook
+triggers: [{{type: webhook, path: /{'p' * 250}}}]
+steps: [{{id: a, action: noop}}]
+""", None, "triggers[0].path", "at most 200"),
+    "wait_timeout_beyond_a_year": Bad("""
+id: forever
+steps:
+  - {id: a, wait_for: {event: reply, timeout_seconds: 1.0e+15}}
+""", "a", "wait_for.timeout_seconds", "must be at most"),
+    "instance_timeout_beyond_a_year": Bad("""
+id: forever-instance
+timeout_minutes: 1.0e+12
+steps: [{id: a, action: noop}]
+""", None, "timeout_minutes", "must be at most"),
+    "glob_with_too_many_alternatives": Bad("""
+id: bracy
+triggers: [{type: event, event: x, filters: {f: "{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}"}}]
+steps: [{id: a, action: noop}]
+""", None, "triggers[0].filters.f", "at most 64"),
     # --- names and unknown fields -----------------------------------------------------------
     "bad_workflow_id": Bad("id: Bad_ID\nsteps: [{id: a, action: noop}]\n", None, "id", "'Bad_ID' must match"),
     "unknown_step_field": Bad("""

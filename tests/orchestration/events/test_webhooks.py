@@ -88,3 +88,11 @@ def test_an_idempotency_key_seen_before_returns_the_first_answer_and_starts_noth
     assert first.status_code == again.status_code == other.status_code == 202
     assert first.json() == again.json() != other.json()
     assert WorkflowInstance.objects.count() == 2
+
+
+def test_bodies_json_can_parse_but_postgresql_cannot_store_are_400s(hook):
+    deep = b"[" * 100000 + b"]" * 100000
+    assert send(None, raw=b'{"a": ' + deep + b"}").status_code == 400
+    lone_surrogate = send(None, raw=b'{"ticket_id": "\\ud800"}')
+    assert lone_surrogate.status_code == 400 and "surrogate" in lone_surrogate.json()["error"]["message"]
+    assert not WorkflowInstance.objects.exists()
