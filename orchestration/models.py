@@ -3,17 +3,18 @@
 This is the source of truth; Redis only carries messages. Status fields change only through
 `orchestration.engine` services, by conditional updates under the instance row lock.
 """
-import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from dacproject.ids import uuid7
+
 from .states import InstanceStatus, StepStatus
 
 
 class WorkflowInstance(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     definition = models.ForeignKey("registry.WorkflowDefinition", on_delete=models.PROTECT, related_name="instances")
     version = models.ForeignKey("registry.WorkflowVersion", on_delete=models.PROTECT, related_name="instances")
     spec_sha256 = models.CharField(max_length=64)
@@ -21,20 +22,21 @@ class WorkflowInstance(models.Model):
     context = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children",
+                               db_index=False)  # indexed below for children only
     # A spawned child: the parent's step (and foreach item) that started it, in which attempt of
     # that step or item, and which supervised restart; unique, so a redelivered spawn starts nothing.
     parent_step_run = models.ForeignKey("StepRun", null=True, blank=True, on_delete=models.SET_NULL,
-                                        related_name="spawned")
+                                        related_name="spawned", db_index=False)  # uniq_spawned_child leads with it
     parent_item_index = models.PositiveIntegerField(null=True, blank=True)
     spawn_attempt = models.PositiveIntegerField(null=True, blank=True)
     spawn_restart = models.PositiveIntegerField(null=True, blank=True)
     # What started it (DESIGN §2 `trigger`): {type: manual|event|scheduled|webhook|spawn, ...}.
     trigger = models.JSONField(null=True, blank=True)
     # The key of the trigger that started it (a schedule's PeriodicTask name, an event trigger's key).
-    trigger_key = models.CharField(max_length=300, blank=True, db_index=True)
+    trigger_key = models.CharField(max_length=300, blank=True)
     # Shared by every instance started, directly or not, by one outside stimulus.
-    correlation_id = models.CharField(max_length=200, blank=True, db_index=True)
+    correlation_id = models.CharField(max_length=200, blank=True)
     priority = models.PositiveSmallIntegerField(default=5)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Set when a step failed: no new steps start; compensation runs once nothing is running.
@@ -50,9 +52,14 @@ class WorkflowInstance(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Every index is paid for on each status change: the optional columns are indexed only
+        # where they are set.
         indexes = [
             models.Index(fields=["status", "deadline_at"], name="instance_status_deadline"),
             models.Index(fields=["definition", "status"], name="instance_definition_status"),
+            models.Index(fields=["correlation_id"], name="instance_correlation"),
+            models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="instance_parent"),
+            models.Index(fields=["trigger_key"], condition=~models.Q(trigger_key=""), name="instance_trigger_key"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["parent_step_run", "parent_item_index", "spawn_attempt", "spawn_restart"],

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dacproject.ids import uuid7
 from dacproject.nul import UNSTORABLE, unstorable_path
 from governance.audit import actor_parts, audit_record
 from orchestration.events.publish import publish
@@ -93,7 +94,7 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
     now = timezone.now()
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
-    instance_id = origin.instance_id or uuid.uuid4()
+    instance_id = origin.instance_id or uuid7()
     instance = WorkflowInstance.objects.create(
         id=instance_id, created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256,
         status=I.RUNNING, context=context, priority=plan.spec["priority"] if priority is None else priority,

@@ -1,24 +1,26 @@
 """The event bus's records (DESIGN §6.1, §6.2): events, what each one matched, the trigger
 index that `dac apply` keeps, parked `wait_for` steps, debounce windows, schedule state and
 idempotency keys. PostgreSQL holds all of it; Redis only carries the reaction messages."""
-import uuid
-
 from django.db import models
 from django.utils import timezone
+
+from dacproject.ids import uuid7
 
 
 class Event(models.Model):
     """A published event, stored before anything reacts to it."""
 
-    event_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     event_type = models.CharField(max_length=200)
     source_workflow = models.CharField(max_length=100, blank=True)
-    # Indexed with the time below (event_source_time), not on its own: one index less per insert.
+    # An append-only log's loose reference: no constraint to check per insert, and indexed with
+    # the time below (event_source_time) rather than on its own.
     source_instance = models.ForeignKey("orchestration.WorkflowInstance", null=True, blank=True,
-                                        on_delete=models.SET_NULL, related_name="+", db_index=False)
+                                        on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+                                        db_constraint=False)
     payload = models.JSONField(default=dict, blank=True)
     priority = models.PositiveSmallIntegerField(default=5)
-    correlation_id = models.CharField(max_length=200, blank=True, db_index=True)
+    correlation_id = models.CharField(max_length=200, blank=True)
     ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     timestamp = models.DateTimeField(db_index=True)
     # Set when the reaction task has matched the event against triggers and waiting steps.
@@ -29,6 +31,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["event_type", "timestamp"], name="event_type_time"),
             models.Index(fields=["source_instance", "timestamp"], name="event_source_time"),
+            models.Index(fields=["correlation_id"], name="event_correlation"),
         ]
 
     def __str__(self):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dacproject.ids import uuid7
 from dacproject.redis_client import RedisError
 from dacproject.redis_client import client as redis_client
 from orchestration.gathering import gathered, gathering
@@ -50,7 +51,7 @@ class Draft:
     event_id: uuid.UUID | None = None
 
     def to_event(self, now):
-        event_id = self.event_id or uuid.uuid4()
+        event_id = self.event_id or uuid7()
         return Event(event_id=event_id, event_type=self.event_type, payload=self.payload,
                      source_workflow=self.source_workflow or "", source_instance_id=self.source_instance_id,
                      priority=self.priority, correlation_id=self.correlation_id or str(event_id),

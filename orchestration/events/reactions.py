@@ -5,12 +5,12 @@ Exactly once: a start records an `EventMatch` unique per (event, trigger) in the
 transaction, and a resume is a conditional update; a reaction delivered twice finds both done.
 """
 import logging
-import uuid
 from collections import defaultdict
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dacproject.ids import uuid7
 from orchestration import engine
 
 from . import debounce, waits
@@ -75,7 +75,7 @@ def trigger_start(trigger, event):
 
     The match row goes first, naming the instance about to be created (foreign keys are checked
     at commit): a repeated reaction hits the unique (event, trigger) at once and starts nothing."""
-    instance_id = uuid.uuid4()
+    instance_id = uuid7()
     try:
         with transaction.atomic():
             EventMatch.objects.create(event=event, kind=MatchKind.STARTED, trigger_key=trigger.key,
