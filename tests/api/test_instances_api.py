@@ -93,3 +93,13 @@ def test_nul_in_a_filter_is_a_400(api, parked):
     assert response.status_code == 400
     assert response.json()["error"]["details"] == {
         "workflow": ["must not contain a NUL character or an unpaired surrogate"]}
+
+
+def test_list_filters_by_correlation_id_and_run_takes_a_priority_name(api, parked):
+    response = post(api, "/api/v1/workflows/gated/run/", {"context": {"k": 2}, "priority": "high"})
+    assert response.status_code == 201
+    started = response.json()
+    assert (started["priority"], started["trigger"], started["created_by"]) == (7, {"type": "manual"}, "operator")
+    listed = api.get(f"/api/v1/instances/?correlation_id={started['correlation_id']}").json()
+    assert [i["id"] for i in listed["results"]] == [started["id"]]
+    assert post(api, "/api/v1/workflows/gated/run/", {"priority": "urgent"}).status_code == 400

@@ -169,3 +169,20 @@ def test_engine_publish_is_idempotent_with_a_derived_id(live):
         with transaction.atomic():
             publish([Draft("once", {}, event_id=event_id)], ignore_conflicts=True)
     assert Event.objects.filter(event_type="once").count() == 1
+
+
+def test_pause_resume_terminate_and_time_out_are_lifecycle_events(live):
+    from orchestration import engine
+    from tests.support.helpers import step_reaches
+
+    apply_spec({"id": "lifecycle", "steps": [{"id": "gate", "action": "noop", "approval": True}]})
+    instance = start("lifecycle")
+    step_reaches(instance, "gate", "waiting_approval")
+    engine.instance_pause(instance_id=instance.id, actor="test")
+    engine.instance_resume(instance_id=instance.id, actor="test")
+    engine.instance_terminate(instance_id=instance.id, actor="test", reason="enough")
+    types = list(Event.objects.filter(source_instance_id=instance.id).order_by("timestamp")
+                 .values_list("event_type", flat=True))
+    assert types == ["workflow.started", "workflow.paused", "workflow.resumed", "workflow.terminated"]
+    ended = Event.objects.get(source_instance_id=instance.id, event_type="workflow.terminated")
+    assert ended.payload["error"]["message"] == "enough" and ended.correlation_id == str(instance.id)
