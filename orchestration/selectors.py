@@ -29,7 +29,8 @@ def instance_list(*, status=None, workflow=None, parent=None, correlation_id=Non
     if workflow:
         qs = qs.filter(definition__key=workflow)
     if parent:
-        qs = qs.filter(parent_id=as_uuid(parent)) if as_uuid(parent) else qs.none()
+        parent_id = as_uuid(parent)
+        qs = qs.filter(parent_id=parent_id) if parent_id else qs.none()
     if correlation_id:
         qs = qs.filter(correlation_id=correlation_id)
     return qs

@@ -32,6 +32,9 @@ I, S = InstanceStatus, StepStatus
 
 INSTANCE_TERMINAL = frozenset({I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT})
 INSTANCE_ACTIVE = frozenset({I.PENDING, I.QUEUED, I.RUNNING, I.WAITING, I.PAUSED})
+# A failed try is retried only in these (a paused instance keeps its budget: the retry waits in
+# `ready` until resume).
+INSTANCE_RETRYABLE = frozenset({I.RUNNING, I.WAITING, I.PAUSED})
 
 INSTANCE_TRANSITIONS = {
     I.PENDING: {I.QUEUED, I.RUNNING, I.FAILED, I.TERMINATED},

@@ -21,7 +21,7 @@ from dacproject.ids import as_uuid
 from dacproject.nul import UNSTORABLE, unstorable_path
 from dacproject.redis_client import RedisError
 from dacproject.redis_client import client as _redis
-from governance.audit import audit_record
+from governance.audit import actor_parts, audit_record
 from orchestration.engine.errors import InvalidRequest, NotFound, PreconditionFailed
 from orchestration.events.publish import Draft, publish
 from registry.spec.checker import YEAR_SECONDS
@@ -183,8 +183,6 @@ def _changed(row, source_workflow, source_instance, deleted=False):
 
 
 def _actor_name(actor):
-    from governance.audit import actor_parts
-
     return actor_parts(actor)[1] if actor is not None else "workflow"
 
 

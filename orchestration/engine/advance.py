@@ -8,7 +8,6 @@ from django.utils import timezone
 
 from orchestration import canvas, templating
 from orchestration.canvas import StepDispatch
-from orchestration.events.publish import publish
 from orchestration.models import StepItem, StepRun
 from orchestration.states import (
     STEP_TERMINAL,
@@ -317,7 +316,7 @@ def _finish(instance, plan, run, status):
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at", "error", "output", "item_count"])
     if status in (S.COMPLETED, S.FAILED):
-        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, status)])
+        lifecycle.step_ended(instance, plan.spec["id"], run.step_id, status)
 
 
 def _scope(instance, plan, runs):

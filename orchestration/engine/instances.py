@@ -268,7 +268,7 @@ def step_decide(*, instance_id, step_id, approve, actor, comment=""):
     else:
         run.status, run.finished_at = S.FAILED, timezone.now()
         run.error = {"type": "Rejected", "message": f"rejected by {name}" + (f": {comment}" if comment else "")}
-        publish([lifecycle.step_event(instance, plan.spec["id"], step_id, S.FAILED)])
+        lifecycle.step_ended(instance, plan.spec["id"], step_id, S.FAILED)
     run.save()
     advance(instance, plan, effects)
     audit_record(actor=actor, verb="step.approve" if approve else "step.reject", target_type="step",

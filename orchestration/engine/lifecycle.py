@@ -4,6 +4,8 @@ and, when an instance ends, its waiting parent step and its schedule's buffered 
 Events are stored in the transaction of the change; the notices go out after it commits, and
 the reconciler covers a notice lost between the two.
 """
+import logging
+
 from django.db import transaction
 
 from orchestration.events.publish import Draft, publish
@@ -12,6 +14,8 @@ from orchestration.states import InstanceStatus as I
 
 from .followups import follow_up
 from .plan import plan_for_version_id
+
+logger = logging.getLogger(__name__)
 
 _INSTANCE_EVENTS = {
     I.PAUSED: "workflow.paused",
@@ -68,6 +72,11 @@ def child_end_event(child):
                  source_instance_id=child.id, priority=child.priority, correlation_id=spawned.get("parent") or "")
 
 
+def step_ended(instance, workflow, step_id, status):
+    """Publish `step.completed|failed` in the current transaction."""
+    publish([step_event(instance, workflow, step_id, status)])
+
+
 def instance_changed(instance, old, new):
     """Called by the engine for every instance transition, inside its transaction."""
     name = _event_name(old, new)
@@ -97,6 +106,4 @@ def _send(task, argument):
     try:
         task.delay(argument)
     except Exception:  # noqa: BLE001 - committed already; the reconciler sends it again
-        import logging
-
-        logging.getLogger(__name__).exception("could not send %s(%s); the reconciler will", task.name, argument)
+        logger.exception("could not send %s(%s); the reconciler will", task.name, argument)

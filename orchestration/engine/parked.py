@@ -10,14 +10,14 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from orchestration.events.publish import publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun
+from orchestration.states import INSTANCE_RETRYABLE
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
 from . import lifecycle
 from .advance import advance, dispatch_for
-from .backoff import retry_delay
+from .backoff import next_retry
 from .claims import attempt_begin
 from .scope import mask
 
@@ -74,7 +74,7 @@ def parked_complete(instance, plan, run, output, effects, *, status):
         instance.completion_count -= 1
         return False
     _attempt_close(run.id, None, run.attempts, output=output)
-    publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, S.COMPLETED)])
+    lifecycle.step_ended(instance, plan.spec["id"], run.step_id, S.COMPLETED)
     advance(instance, plan, effects)
     return True
 
@@ -90,7 +90,7 @@ def parked_fail(instance, plan, run, error, effects, *, status, retry=True):
     else:
         done = held.update(status=S.FAILED, error=error, finished_at=timezone.now())
         if done:
-            publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, S.FAILED)])
+            lifecycle.step_ended(instance, plan.spec["id"], run.step_id, S.FAILED)
     if not done:
         return False
     _attempt_close(run.id, None, run.attempts, error=error)
@@ -134,7 +134,7 @@ def parked_items_join(instance, plan, run, effects):
     if seq:
         instance.completion_count = seq
     if status in (S.COMPLETED, S.FAILED):
-        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, status)])
+        lifecycle.step_ended(instance, plan.spec["id"], run.step_id, status)
     advance(instance, plan, effects)
     return True
 
@@ -155,12 +155,10 @@ def items_outcome(items):
 
 
 def _retry_in(instance, step, used_attempts):
-    policy = step["retry"]
-    if instance.failing or instance.status not in (I.RUNNING, I.WAITING, I.PAUSED):
+    """The backoff before the next try, or None: no budget left, or an instance that takes no retry."""
+    if instance.failing or instance.status not in INSTANCE_RETRYABLE:
         return None
-    if used_attempts >= policy["max_attempts"]:
-        return None
-    return retry_delay(policy, used_attempts)
+    return next_retry(step["retry"], used_attempts)
 
 
 def _attempt_close(step_run_id, item_index, number, *, output=None, error=None):

@@ -11,7 +11,6 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from orchestration.events.publish import publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
@@ -88,7 +87,7 @@ def _recover(run):
     lost = {"type": "WorkerLost", "message": "the worker stopped heart-beating"}
     if not free and run.attempts - run.attempt_base >= plan.steps[run.step_id]["retry"]["max_attempts"]:
         StepRun.objects.filter(id=run.id).update(status=S.FAILED, error=lost, finished_at=timezone.now())
-        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, S.FAILED)])
+        lifecycle.step_ended(instance, plan.spec["id"], run.step_id, S.FAILED)
         effects = Effects()
         advance(instance, plan, effects)
         effects.send_on_commit()

@@ -12,12 +12,13 @@ from django.utils import timezone
 
 from orchestration.events.publish import Draft, publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.states import INSTANCE_RETRYABLE
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
 from . import lifecycle
 from .advance import advance
-from .backoff import retry_delay
+from .backoff import next_retry
 from .claims import attempt_begin, step_claim, step_complete
 from .effects import Effects
 from .execute import Claim
@@ -26,8 +27,6 @@ from .plan import plan_for_version_id
 from .scope import run_outputs
 
 ACTIVE_FOR_WORK = (I.RUNNING, I.WAITING)
-# A paused instance keeps its retry budget: the retry waits in `ready` until resume.
-RETRYABLE = (I.RUNNING, I.WAITING, I.PAUSED)
 
 
 def lock_instance(instance_id):
@@ -91,14 +90,6 @@ def _attempt_end(claim, outcome):
     )
 
 
-def _retry_in(claim, used_attempts):
-    """Seconds until the next attempt, or None when the retry budget is spent."""
-    policy = claim.step["retry"]
-    if used_attempts >= policy["max_attempts"]:
-        return None
-    return retry_delay(policy, used_attempts)
-
-
 @dataclass(frozen=True)
 class Finish:
     """What the task does next: retry after `retry_in` seconds, run `next_claim` inline, or stop."""
@@ -126,8 +117,8 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         if outcome.emitted:
             publish(emitted_drafts(instance, workflow, outcome.emitted))
     else:
-        retryable = instance.status in RETRYABLE and not instance.failing
-        retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
+        retryable = instance.status in INSTANCE_RETRYABLE and not instance.failing
+        retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
         if retry_in is not None:
             changed = StepRun.objects.filter(holds_step).update(
                 status=S.READY, error=outcome.error, ready_at=now + timezone.timedelta(seconds=retry_in)
@@ -139,7 +130,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         _attempt_end(claim, outcome)
         if retry_in is not None:
             return Finish(retry_in=retry_in)
-        publish([lifecycle.step_event(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)])
+        lifecycle.step_ended(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)
     effects = Effects()
     runs = advance(instance, claim.plan, effects, inline_queue=continue_on_queue)
     inline = Inline(continue_on_queue, task_id, worker)
@@ -179,8 +170,9 @@ def item_attempt_finish(*, claim, outcome):
     if outcome.ok:
         StepItem.objects.filter(holds_item).update(status=S.COMPLETED, output=outcome.output, error=None)
         return None
-    retryable = WorkflowInstance.objects.filter(id=claim.instance_id, status__in=RETRYABLE, failing=False).exists()
-    retry_in = _retry_in(claim, claim.attempt - claim.attempt_base) if retryable else None
+    retryable = WorkflowInstance.objects.filter(id=claim.instance_id, status__in=INSTANCE_RETRYABLE,
+                                                failing=False).exists()
+    retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
     status = S.READY if retry_in is not None else S.FAILED
     StepItem.objects.filter(holds_item).update(status=status, error=outcome.error)
     return retry_in
@@ -205,7 +197,7 @@ def items_join(*, step_run_id):
     run.save()
     plan = plan_for_version_id(instance.version_id)
     if run.status in (S.COMPLETED, S.FAILED):
-        publish([lifecycle.step_event(instance, plan.spec["id"], run.step_id, run.status)])
+        lifecycle.step_ended(instance, plan.spec["id"], run.step_id, run.status)
     effects = Effects()
     advance(instance, plan, effects)
     effects.send_on_commit()

@@ -20,7 +20,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from dacproject.ids import uuid7
@@ -101,14 +101,11 @@ def _react_or_defer(entries):
 
 def listened_types(types=None):
     """The event types (among `types`, or all) that an event trigger or an open wait listens to."""
-    among = "" if types is None else " AND event_type = ANY(%s)"
-    params = [TriggerKind.EVENT] + ([] if types is None else [list(types)])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT event_type FROM {Trigger._meta.db_table} WHERE kind = %s{among} "
-            f"UNION SELECT DISTINCT event_type FROM {EventWait._meta.db_table} WHERE status = %s{among}",
-            params + [WaitStatus.WAITING] + params[1:])
-        return {row[0] for row in cursor.fetchall()}
+    triggers = Trigger.objects.filter(kind=TriggerKind.EVENT)
+    waits = EventWait.objects.filter(status=WaitStatus.WAITING)
+    if types is not None:
+        triggers, waits = triggers.filter(event_type__in=list(types)), waits.filter(event_type__in=list(types))
+    return set(triggers.values_list("event_type", flat=True).union(waits.values_list("event_type", flat=True)))
 
 
 LISTENERS_VERSION_KEY = "dac:events:listeners-version"

@@ -18,7 +18,8 @@ def event_list(*, type=None, correlation_id=None, source_instance=None, since=No
     if correlation_id:
         qs = qs.filter(correlation_id=correlation_id)
     if source_instance:
-        qs = qs.filter(source_instance_id=as_uuid(source_instance)) if as_uuid(source_instance) else qs.none()
+        instance_id = as_uuid(source_instance)
+        qs = qs.filter(source_instance_id=instance_id) if instance_id else qs.none()
     if since:
         try:
             moment = parse_datetime(since) if isinstance(since, str) else since
