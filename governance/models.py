@@ -22,3 +22,7 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.verb} {self.target_type}:{self.target_id}"
+
+# The escalation and notification packages keep their models beside their services.
+from .escalations.models import Decision, Escalation  # noqa: E402, F401
+from .notifications.models import NotificationDelivery  # noqa: E402, F401

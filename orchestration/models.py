@@ -42,6 +42,9 @@ class WorkflowInstance(models.Model):
     # Set when a step failed: no new steps start; compensation runs once nothing is running.
     failing = models.BooleanField(default=False)
     compensation_started = models.BooleanField(default=False)
+    # Held behind an instance-level approval escalation (a `require_approval` condition): no new
+    # step starts and the instance does not finish until it is decided.
+    gated = models.BooleanField(default=False)
     # Steps completed so far; gives each completion its order for compensation.
     completion_count = models.PositiveIntegerField(default=0)
     deadline_at = models.DateTimeField(null=True, blank=True)
@@ -100,6 +103,9 @@ class StepRun(models.Model):
     compensated_at = models.DateTimeField(null=True, blank=True)
     approved_by = models.CharField(max_length=150, blank=True)
     decision_comment = models.TextField(blank=True)
+    # The human decision of its approval gate, `steps.<id>.decision` in templates:
+    # {option, by, comment, inputs_sha256} (the proof the step's inputs must still match).
+    decision = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["instance_id", "id"]
