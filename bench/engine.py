@@ -3,6 +3,8 @@ against a raw group, and approve -> the approved step running."""
 import time
 import uuid
 
+from governance.escalations.services import step_decide
+
 from .common import median, ms, start_instance, wait_finished, wait_until
 
 LINEAR_STEPS = 50
@@ -115,7 +117,6 @@ def approvals(n, *, gap=0.02):
     """Park n instances on `gate`, then approve them one by one: the latency is from the moment
     step_decide returned (committed, message published) to the gate's StepRun.started_at, which a
     worker sets when it claims the step. Each approval waits for the previous step to start."""
-    from orchestration import engine
     from orchestration.models import StepRun
 
     ids = [start_instance("bench-approval").id for _ in range(n)]
@@ -125,7 +126,7 @@ def approvals(n, *, gap=0.02):
     after_return, after_call, decide = [], [], []
     for instance_id in ids:
         called = time.time()
-        engine.step_decide(instance_id=instance_id, step_id="gate", approve=True, actor="bench")
+        step_decide(instance_id=instance_id, step_id="gate", decision="approve", actor="bench")
         returned = time.time()
         gate = StepRun.objects.filter(instance_id=instance_id, step_id="gate")
         started = wait_until(lambda gate=gate: gate.values_list("started_at", flat=True).first(),

@@ -7,6 +7,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from dacproject.api import query_filters
+from governance.escalations.services import step_decide
 
 from . import engine, selectors
 from .serializers import (
@@ -88,9 +89,11 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def _decide(self, request, approve):
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = engine.step_decide(instance_id=self.get_object().id, step_id=body.validated_data["step"],
-                                 approve=approve, actor=request.user, comment=body.validated_data["comment"])
-        return Response(StepRunSerializer(run).data)
+        instance = self.get_object()
+        step_decide(instance_id=instance.id, step_id=body.validated_data["step"],
+                    decision=(body.validated_data["option"] or "approve") if approve else "reject",
+                    actor=request.user, comment=body.validated_data["comment"])
+        return Response(StepRunSerializer(instance.step_runs.get(step_id=body.validated_data["step"])).data)
 
     @extend_schema(request=DecisionSerializer, responses=StepRunSerializer)
     @action(detail=True, methods=["post"])

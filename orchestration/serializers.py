@@ -55,7 +55,9 @@ class InstanceDetailSerializer(InstanceSerializer):
 
 class DecisionSerializer(serializers.Serializer):
     step = serializers.CharField(max_length=100)
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    option = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
+                                   help_text="with approve: one of the gate's options (default approve)")
 
 
 class SpawnChildSerializer(serializers.Serializer):

@@ -122,8 +122,11 @@ def reconcile():
     """Beat, every DAC_RECONCILE_INTERVAL_SECONDS: re-send from the database what Redis lost."""
     from django.utils import timezone
 
+    from governance.notifications.services import notifications_reconcile
+
     from .events.services import events_reconcile
     from .spawning.reconcile import spawning_reconcile
 
     settle = timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
-    return {**engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle)}
+    return {**engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle),
+            **notifications_reconcile()}

@@ -29,6 +29,9 @@ from governance.admin import (
     short_json,
     status_badge,
 )
+from governance.escalations.models import Escalation
+from governance.escalations.services import step_decide
+from governance.escalations.states import OPEN, Gate
 from orchestration import engine
 from orchestration.dag import dag_svg
 from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
@@ -287,22 +290,20 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
 
     @method_decorator(require_POST)
     def decide_view(self, request, instance_id):
-        """POST step_id, decision=approve|reject, comment: decide a step parked in waiting_approval."""
-        if not self.has_operate_permission(request):
-            raise PermissionDenied
+        """POST step_id, decision=approve|reject|<option>, comment: decide a step's open escalation.
+        Who may decide is the governance service's check, as for the CLI, the API and the inbox."""
         step_id = request.POST.get("step_id", "")
         decision = request.POST.get("decision", "")
-        if decision not in ("approve", "reject"):
-            messages.error(request, "Choose Approve or Reject.")
+        if not decision:
+            messages.error(request, "Choose a decision.")
             return self._instance_page(instance_id)
-        approve = decision == "approve"
         try:
-            engine.step_decide(instance_id=instance_id, step_id=step_id, approve=approve, actor=request.user,
-                               comment=self._posted_comment(request))
+            step_decide(instance_id=instance_id, step_id=step_id, decision=decision, actor=request.user,
+                        comment=self._posted_comment(request))
         except engine.EngineError as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Step '{step_id}' {'approved' if approve else 'rejected'}.")
+            messages.success(request, f"Step '{step_id}': {decision} recorded.")
         return self._instance_page(instance_id)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
@@ -315,15 +316,19 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
         statuses = dict(StepRun.objects.filter(instance=instance).values_list("step_id", "status"))
         steps = {step["id"]: step for step in instance.version.spec.get("steps") or []}
         can_operate = self.has_operate_permission(request)
+        gates = {e.step_id: e for e in Escalation.objects.filter(instance=instance, status__in=OPEN, gate=Gate.STEP)}
         awaiting = [
-            {"step_id": step_id, "approval": _approval_summary(steps.get(step_id, {}).get("approval"))}
+            {"step_id": step_id, "approval": _approval_summary(steps.get(step_id, {}).get("approval")),
+             "options": gates[step_id].options if step_id in gates else ["approve", "reject"],
+             "escalation_url": reverse("admin:governance_escalation_change", args=[gates[step_id].id])
+             if step_id in gates else ""}
             for step_id, status in statuses.items() if status == StepStatus.WAITING_APPROVAL
         ]
         return {
             # dag_svg escapes every label it draws, so its markup is safe to embed as it is.
             "dag_svg": mark_safe(dag_svg(instance.version.spec, statuses)),
             "can_operate": can_operate,
-            "steps_awaiting_decision": awaiting if can_operate else [],
+            "steps_awaiting_decision": awaiting,
             "lifecycle_operations": [op for op in LIFECYCLE_OPERATIONS.values()
                                      if can_operate and instance.status in op.offered_when],
             "operate_url": reverse("admin:orchestration_workflowinstance_operate", args=[instance.id]),

@@ -10,10 +10,13 @@ def as_json(data):
 
 
 def actor(name):
-    """`--as USER`: the Django user if one exists, else the name itself (recorded in the audit)."""
+    """`--as USER`: that existing, active user, checked as them; without it the local operator `cli`."""
     if not name:
         return "cli"
-    return get_user_model().objects.filter(username=name).first() or name
+    user = get_user_model().objects.filter(username=name).first()
+    if user is None or not user.is_active:
+        raise CommandError(f"--as: no active user '{name}'")
+    return user
 
 
 def json_object(text, flag):

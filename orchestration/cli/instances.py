@@ -1,4 +1,4 @@
-"""`dac run | status | approve | pause | resume | terminate | retry`."""
+"""`dac run | status | pause | resume | terminate | retry`."""
 import sys
 import time
 
@@ -28,12 +28,6 @@ def add_parsers(verbs):
     p.add_argument("--parent", default=None)
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--json", action="store_true")
-    p = verbs.add_parser("approve", help="approve (or --reject) a step waiting for approval")
-    p.add_argument("id", metavar="ID")
-    p.add_argument("--step", default=None)
-    p.add_argument("--reject", action="store_true")
-    p.add_argument("--comment", default="")
-    p.add_argument("--as", dest="as_user", default=None)
     for verb in LIFECYCLE:
         p = verbs.add_parser(verb, help=f"{verb} an instance")
         p.add_argument("id", metavar="ID")
@@ -92,24 +86,6 @@ def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
         cmd.out(f"  child {child}")
     if data["result"] is not None:
         cmd.out(f"result: {as_json(data['result'])}")
-
-
-def do_approve(cmd, id, step, reject, comment, as_user, **_):
-    if step is None:
-        step = _only_waiting_step(id)
-    run = engine.step_decide(instance_id=id, step_id=step, approve=not reject, actor=actor(as_user), comment=comment)
-    cmd.out(f"{'rejected' if reject else 'approved'} {id} step {run.step_id}")
-
-
-def _only_waiting_step(instance_id):
-    instance = selectors.instance_get(instance_id)
-    if instance is None:
-        raise CommandError(f"'{instance_id}' is not an instance; escalation ids are not supported yet, "
-                           "give an instance id and --step")
-    waiting = [s["step_id"] for s in selectors.instance_as_dict(instance)["steps"] if s["status"] == "waiting_approval"]
-    if len(waiting) != 1:
-        raise CommandError(f"give --step: steps waiting for approval: {', '.join(waiting) or 'none'}")
-    return waiting[0]
 
 
 def do_lifecycle(cmd, verb, id, as_user, json, **_):

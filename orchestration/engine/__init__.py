@@ -12,7 +12,6 @@ from .instances import (
     instance_time_out,
     instances_time_out_expired,
     step_compensate_mark,
-    step_decide,
 )
 from .parked import park_item, park_step, parked_complete, parked_fail, parked_item_end, parked_items_join
 from .reconcile import reconcile
@@ -31,7 +30,7 @@ __all__ = (
     "Conflict", "EngineError", "Finish", "Inline", "InvalidRequest", "NotFound", "Origin", "PreconditionFailed",
     "instance_finish_failed", "instance_pause", "instance_resume", "instance_retry", "instance_start",
     "instance_terminate", "instance_time_out", "instances_time_out_expired", "step_compensate_mark",
-    "step_decide", "reconcile", "item_attempt_finish", "item_claim", "items_join", "lock_instance", "lock_step",
+    "reconcile", "item_attempt_finish", "item_claim", "items_join", "lock_instance", "lock_step",
     "park_item", "park_step", "parked_complete", "parked_fail", "parked_item_end", "parked_items_join",
     "step_attempt_finish", "step_claim", "step_reclaim",
 )

@@ -23,11 +23,12 @@ from orchestration.states import (
 )
 
 from . import lifecycle
+from .approvals import Governance
 from .scope import build_scope
 
 # What advancing reads of each step run (its timestamps are written, never read, here).
 RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
-                    "item_count", "completed_seq")
+                    "item_count", "completed_seq", "decision")
 
 
 def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=False, preready=()):
@@ -46,7 +47,8 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
     as_stored = _engine_state(instance) if fresh else None
     if runs is None:
         runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
-    ready = [*preready, *([] if instance.failing else _resolve_pending(instance, plan, runs))]
+    governance = Governance.of(instance)
+    ready = [*preready, *([] if instance.failing else _resolve_pending(instance, plan, runs, governance))]
     if not instance.failing:
         failed = _first_blocking_failure(plan, runs)
         if failed is not None:
@@ -59,7 +61,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
     if instance.status != I.PAUSED:
         effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready if run is not held)
         effects.inline = dispatch_for(instance, plan, held) if held is not None else None
-    if all(r.status in STEP_TERMINAL for r in runs.values()):
+    if all(r.status in STEP_TERMINAL for r in runs.values()) and not governance.holds_instance(plan):
         _complete(instance, plan, runs, effects)
     elif instance.status != I.PAUSED:
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
@@ -189,13 +191,19 @@ def finish_failed(instance):
     save_state(instance)
 
 
-def _resolve_pending(instance, plan, runs):
-    """Decide every pending step whose dependencies allow it; returns the newly ready runs."""
+def _resolve_pending(instance, plan, runs, governance):
+    """Decide every pending step whose dependencies allow it; returns the newly ready runs.
+
+    A step about to run first meets governance: an instance-level gate (a `require_approval`
+    condition) stops resolving altogether, and a step that needs approval parks behind its own.
+    """
     ready = []
     for sid in plan.order:
         run = runs[sid]
         if run.status != S.PENDING:
             continue
+        if instance.gated:
+            break
         decision = _dependency_decision(plan, runs, sid)
         if decision == "wait":
             continue
@@ -203,12 +211,11 @@ def _resolve_pending(instance, plan, runs):
         if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
             _finish(instance, plan, run, S.SKIPPED if run.status == S.PENDING else run.status)
             continue
+        if governance.holds_instance(plan, step):
+            break
         # foreach items are rendered with `when`, before any approval, so approvers see them.
         has_work = step["foreach"] is None or _prepare_items(instance, plan, runs, run, step)
-        if has_work and _needs_approval(step):
-            run.status = S.WAITING_APPROVAL
-            run.save(update_fields=["status", "item_count"])
-        elif has_work:
+        if has_work and not governance.gate_step(plan, runs, run, step):
             run.status, run.ready_at = S.READY, timezone.now()
             ready.append(run)
         if run.status == S.COMPLETED:
@@ -270,19 +277,6 @@ def _condition_holds(instance, plan, runs, run, step):
         return False
 
 
-def _needs_approval(step):
-    approval = step["approval"]
-    if approval is False:
-        return False
-    if approval:
-        return True
-    if step["agent"]:
-        from registry.models import Agent, AgentRisk
-
-        return Agent.objects.filter(name=step["agent"], risk=AgentRisk.APPROVAL_REQUIRED).exists()
-    return False
-
-
 def _prepare_items(instance, plan, runs, run, step):
     """Render and store the foreach items; True when there are items to run."""
     try:
@@ -320,7 +314,7 @@ def _finish(instance, plan, run, status):
 
 
 def _scope(instance, plan, runs):
-    outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
+    outputs = {sid: (r.status, r.output, r.decision) for sid, r in runs.items()}
     return build_scope(instance=instance, workflow=plan.spec["id"], runs=outputs)
 
 

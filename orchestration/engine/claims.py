@@ -74,7 +74,7 @@ def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs
     A `redelivered` message (its worker died, or the task is retrying a database error) may
     take back the running attempt it held; a mere duplicate may not. `held`: the step is one
     advance kept `pending` for this task, in this transaction. `runs`
-    ({step_id: (status, output)}) saves reading the outputs again when the caller has them.
+    ({step_id: (status, output, decision)}) saves reading the outputs again when the caller has them.
     """
     if held:
         row = _claim(_HELD_FOR_TASK, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)

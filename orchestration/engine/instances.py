@@ -27,6 +27,7 @@ from registry.spec import spec_sha256
 
 from . import lifecycle
 from .advance import advance, dispatch_for, finish_failed, plainly_ready, set_instance_status
+from .approvals import Governance
 from .cascade import stop_instance
 from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
@@ -105,7 +106,9 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
         spawn_attempt=origin.spawn_attempt, spawn_restart=origin.spawn_restart,
     )
     # Steps with nothing to wait for or decide are created ready: no second write for them.
-    first = {sid for sid in plan.order if plainly_ready(plan, sid)}
+    # (A blueprint's governance may gate any step: then each goes through advancing.)
+    governed = Governance.of(instance).policy.watches_steps
+    first = set() if governed else {sid for sid in plan.order if plainly_ready(plan, sid)}
     runs = StepRun.objects.bulk_create(
         StepRun(instance=instance, step_id=sid, status=S.READY if sid in first else S.PENDING,
                 ready_at=now if sid in first else None)
@@ -246,35 +249,6 @@ def instance_retry(*, instance_id, actor):
                  details={"steps": sorted(again)})
     effects.send_on_commit()
     return instance
-
-
-@transaction.atomic
-def step_decide(*, instance_id, step_id, approve, actor, comment=""):
-    """Approve (the step runs) or reject (the step fails) a step parked in waiting_approval."""
-    instance = _locked(instance_id)
-    run = StepRun.objects.filter(instance=instance, step_id=step_id).first()
-    if run is None:
-        raise NotFound(f"instance '{instance_id}' has no step '{step_id}'")
-    if run.status != S.WAITING_APPROVAL:
-        raise Conflict(f"step '{step_id}' is {run.status}, not waiting for approval")
-    _, name = actor_parts(actor)
-    run.approved_by, run.decision_comment = name, comment or ""
-    plan = plan_for_version_id(instance.version_id)
-    effects = Effects()
-    if approve:
-        run.status, run.ready_at = S.READY, timezone.now()
-        if instance.status != I.PAUSED:
-            effects.dispatches.append(dispatch_for(instance, plan, run))
-    else:
-        run.status, run.finished_at = S.FAILED, timezone.now()
-        run.error = {"type": "Rejected", "message": f"rejected by {name}" + (f": {comment}" if comment else "")}
-        lifecycle.step_ended(instance, plan.spec["id"], step_id, S.FAILED)
-    run.save()
-    advance(instance, plan, effects)
-    audit_record(actor=actor, verb="step.approve" if approve else "step.reject", target_type="step",
-                 target_id=f"{instance.id}/{step_id}", details={"comment": comment})
-    effects.send_on_commit()
-    return run
 
 
 def step_compensate_mark(*, step_run_id, error=None):

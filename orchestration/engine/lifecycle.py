@@ -91,6 +91,10 @@ def _after_end(instance):
     from orchestration.spawning import services as spawning
     from orchestration.spawning import tasks as spawn_tasks
 
+    if instance.status != I.COMPLETED:  # a completed instance has no step left parked for approval
+        from governance.escalations.deadlines import escalations_close
+
+        escalations_close(instance, reason=f"the instance {instance.status.replace('_', ' ')}")
     instance_id = str(instance.id)
     strategy = (instance.trigger or {}).get("strategy") if instance.parent_step_run_id else None
     if strategy == "callback":

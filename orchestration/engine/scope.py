@@ -22,10 +22,11 @@ def configured_secret_values():
 
 
 def build_scope(*, instance, workflow, runs, item=None, index=None):
-    """`runs`: {step_id: (status, output)} of the instance's steps."""
+    """`runs`: {step_id: (status, output, decision)} of the instance's steps."""
     from orchestration.context.services import SharedView
 
-    steps = {sid: {"status": status, "output": output} for sid, (status, output) in runs.items()}
+    steps = {sid: {"status": status, "output": output, "decision": decision}
+             for sid, (status, output, decision) in runs.items()}
     scope = {
         "context": instance.context or {},
         "steps": steps,
@@ -64,8 +65,8 @@ def _mask(value, values):
 
 
 def run_outputs(instance_id):
-    """{step_id: (status, output)} of an instance's steps: what `steps.*` templates read."""
+    """{step_id: (status, output, decision)} of an instance's steps: what `steps.*` templates read."""
     from orchestration.models import StepRun
 
-    rows = StepRun.objects.filter(instance_id=instance_id).values_list("step_id", "status", "output")
-    return {step_id: (status, output) for step_id, status, output in rows}
+    rows = StepRun.objects.filter(instance_id=instance_id).values_list("step_id", "status", "output", "decision")
+    return {step_id: (status, output, decision) for step_id, status, output, decision in rows}

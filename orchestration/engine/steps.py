@@ -152,7 +152,7 @@ def continue_inline(effects, inline, runs):
     """Claim the step advance held for this task straight from `pending`; if that fails it is
     made ready and dispatched like the others, so nothing is left behind."""
     dispatch, effects.inline = effects.inline, None
-    outputs = {sid: (r.status, r.output) for sid, r in runs.items()}
+    outputs = {sid: (r.status, r.output, r.decision) for sid, r in runs.items()}
     next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=inline.task_id,
                             worker=inline.worker, runs=outputs, held=True)
     if next_claim is None:

@@ -15,6 +15,7 @@ from dacproject.nul import UNSTORABLE, unstorable_path
 from .agents import normalize_agent
 from .checker import Checker
 from .errors import ErrorSink, SpecError, SpecInvalid
+from .governance import normalize_escalations, normalize_governance
 from .normalize import normalize_workflow
 from .triggers import normalize_auto_spawn
 from .validate import validate_workflow
@@ -165,12 +166,14 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents,
             _check_webhook_paths(doc.spec, entry_sink, owners)
     coordination = c.get("coordination", dict, default={})
     auto_spawn = normalize_auto_spawn(sink, coordination, known_workflows)
+    escalation = normalize_escalations(sink, coordination)
+    governance = normalize_governance(sink, raw.get("governance"))
     _raise_if_errors(sinks)
     blueprint = {
         "name": name,
         "description": c.get("description", str, default=""),
-        "coordination": {**coordination, "auto_spawn": auto_spawn},
-        "governance": raw.get("governance") or {},
+        "coordination": {**coordination, "auto_spawn": auto_spawn, "escalation": escalation},
+        "governance": governance,
         "workflows": [doc.spec["id"] for doc, _ in docs],
     }
     return Compiled("blueprint", workflows=[d for d, _ in docs], agents=agents, blueprint=blueprint,

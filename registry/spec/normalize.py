@@ -25,7 +25,7 @@ STEP_FIELDS = {
     "id", "name", "description", "action", "agent", "with", "inputs", "params", "depends_on",
     "dependsOn", "join", "when", "condition", "foreach", "max_parallel", "retry",
     "timeout_seconds", "on_error", "error_strategy", "approval", "approvalRequired",
-    "compensate", "spawn", "wait_for", "emit", "output_schema", "queue", "rate_limit",
+    "compensate", "spawn", "wait_for", "emit", "output_schema", "queue", "rate_limit", "operation",
 }
 STEP_ALIASES = {
     "with": ("with", "inputs", "params"),
@@ -130,6 +130,7 @@ def _normalize_step(sink, raw, index, steps_key):
         "output_schema": c.get("output_schema", dict),
         "queue": c.get("queue", str, default="default"),
         "rate_limit": _rate_limit(c),
+        "operation": c.get("operation", str, default=""),
     }
     kinds = [k for k in ("action", "spawn", "wait_for") if step[k]]
     if not kinds and not step["agent"]:
@@ -191,27 +192,64 @@ def _on_error(c):
     return "fail"
 
 
+APPROVAL_FIELDS = {"type", "approvers", "min_approvals", "timeout_minutes", "timeout_seconds", "timeout_action",
+                   "level", "options", "escalate_to"}
+APPROVAL_LEVELS = ("review", "approval", "intervention")
+
+
+def default_approval():
+    """`approval: true`: approvers from the blueprint or DAC_DEFAULT_APPROVERS, decided by one person."""
+    return {"type": "", "approvers": [], "min_approvals": 1, "timeout_seconds": None, "timeout_action": "reject",
+            "level": "approval", "options": ["approve", "reject"], "escalate_to": []}
+
+
 def _approval(c):
     name = _aliased(c, "approval")
     value = c.data.get(name)
     if value is None:
         return None
     if isinstance(value, bool):
-        return {"type": "", "approvers": [], "min_approvals": 1, "timeout_minutes": None,
-                "timeout_action": "reject", "level": "approval"} if value else False
+        return default_approval() if value else False
     if name == "approvalRequired" or not isinstance(value, dict):
         c.error(name, f"must be true, false or a mapping, got {describe_value(value)}")
         return None
     a = Checker(c.sink, value, step=c.step, prefix="approval.")
-    a.unknown_fields({"type", "approvers", "min_approvals", "timeout_minutes", "timeout_action", "level"})
+    a.unknown_fields(APPROVAL_FIELDS)
+    if "timeout_minutes" in value and "timeout_seconds" in value:
+        a.error("timeout_seconds", "give timeout_minutes or timeout_seconds, not both")
+    minutes = a.duration("timeout_minutes", unit_seconds=60)
+    seconds = a.duration("timeout_seconds", unit_seconds=1)
     return {
         "type": a.get("type", str, default=""),
-        "approvers": a.string_list("approvers"),
-        "min_approvals": a.positive_number("min_approvals", integer=True, default=1),
-        "timeout_minutes": a.duration("timeout_minutes", unit_seconds=60),
+        "approvers": a.string_list("approvers", allow_single=True),
+        "min_approvals": a.positive_number("min_approvals", integer=True, default=1, maximum=100),
+        "timeout_seconds": minutes * 60 if minutes is not None else seconds,
         "timeout_action": a.choice("timeout_action", TIMEOUT_ACTIONS, default="reject"),
-        "level": a.get("level", str, default="approval"),
+        "level": a.choice("level", APPROVAL_LEVELS, default="approval"),
+        "options": approval_options(a),
+        "escalate_to": a.string_list("escalate_to", allow_single=True),
     }
+
+
+def approval_options(a):
+    """`options`: the choices offered (default approve, reject); distinct names, at least two."""
+    options = a.string_list("options")
+    if "options" not in a.data:
+        return ["approve", "reject"]
+    if len(options) < 2:
+        a.error("options", f"needs at least two choices, got {options}")
+    duplicates = sorted({o for o in options if options.count(o) > 1})
+    if duplicates:
+        a.error("options", f"lists '{duplicates[0]}' more than once")
+    bad = [o for o in options if not OPTION_RE.match(o)]
+    if bad:
+        a.error("options", f"'{bad[0][:40]}' is not an option name: 1-100 letters, digits, _ or -")
+    if "acknowledge" in options:
+        a.error("options", "'acknowledge' is reserved (it does not decide a gate)")
+    return options
+
+
+OPTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 
 
 def _compensate(c):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestration import engine
+from governance.escalations.services import step_decide
 from orchestration.models import Event, StepAttempt, StepItem, StepRun, WorkflowInstance
 from registry import services as registry
 from registry.models import Agent, DefinitionStatus, WorkflowDefinition
@@ -91,9 +91,11 @@ def steps_of(instance):
 
 
 def events_of(instance):
-    """The events the workflow's steps emitted (the engine's lifecycle events left out)."""
-    emitted = Event.objects.filter(source_instance_id=instance.id).exclude(event_type__startswith="workflow.")
-    return sorted(emitted.exclude(event_type__startswith="step.").values_list("event_type", flat=True))
+    """The events the workflow's steps emitted (the engine's and governance's lifecycle events left out)."""
+    emitted = Event.objects.filter(source_instance_id=instance.id)
+    for system in ("workflow.", "step.", "governance."):
+        emitted = emitted.exclude(event_type__startswith=system)
+    return sorted(emitted.values_list("event_type", flat=True))
 
 
 def tokens_of(instance):
@@ -202,7 +204,7 @@ def test_approval_gate_waits_then_deploys_when_approved(live):
     assert not StepAttempt.objects.filter(step_run=step(instance, "deploy_production")).exists()
     assert "deployment_completed" not in events_of(instance)
 
-    engine.step_decide(instance_id=instance.id, step_id="deploy_production", approve=True, actor="test")
+    step_decide(instance_id=instance.id, step_id="deploy_production", decision="approve", actor="test")
     instance = finished(instance, timeout=RUN_TIMEOUT)
 
     assert instance.status == "completed", instance.error
@@ -216,7 +218,7 @@ def test_approval_gate_rejected_rolls_back_staging(live):
     instance = start("approval-gate")
     step_reaches(instance, "deploy_production", "waiting_approval", timeout=RUN_TIMEOUT)
 
-    engine.step_decide(instance_id=instance.id, step_id="deploy_production", approve=False, actor="test",
+    step_decide(instance_id=instance.id, step_id="deploy_production", decision="reject", actor="test",
                        comment="not on a Friday")
     instance = finished(instance, timeout=RUN_TIMEOUT)
 
@@ -264,7 +266,7 @@ def test_software_development_from_the_blueprint_end_to_end(live):
     assert runs["deploy_dev"].status == "pending"
     assert events_of(instance) == ["pr_created"]
 
-    engine.step_decide(instance_id=instance.id, step_id="merge", approve=True, actor="test")
+    step_decide(instance_id=instance.id, step_id="merge", decision="approve", actor="test")
     instance = finished(instance, timeout=RUN_TIMEOUT)
 
     assert instance.status == "completed", instance.error
@@ -338,7 +340,7 @@ def test_blueprint_deployment_pipeline_needs_approval_for_production_only(live):
     # devops is APPROVAL_REQUIRED, but build and deploy_staging say `approval: false`
     assert step(instance, "deploy_staging").status == "completed"
 
-    engine.step_decide(instance_id=instance.id, step_id="deploy_production", approve=True, actor="test")
+    step_decide(instance_id=instance.id, step_id="deploy_production", decision="approve", actor="test")
     instance = finished(instance, timeout=RUN_TIMEOUT)
 
     assert instance.status == "completed", instance.error
@@ -351,7 +353,7 @@ def test_blueprint_deployment_pipeline_failed_production_deploy_reverts_staging(
     instance = start("deployment-pipeline", {"version": "1.5.0", "fail_production": True})
     step_reaches(instance, "deploy_production", "waiting_approval", timeout=RUN_TIMEOUT)
 
-    engine.step_decide(instance_id=instance.id, step_id="deploy_production", approve=True, actor="test")
+    step_decide(instance_id=instance.id, step_id="deploy_production", decision="approve", actor="test")
     instance = finished(instance, timeout=RUN_TIMEOUT)
 
     assert instance.status == "failed"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from governance.escalations.services import step_decide
 from orchestration import engine
 from orchestration.events.models import Event
 from orchestration.events.webhooks import signature_of
@@ -54,7 +55,7 @@ def test_a_signed_support_ticket_runs_the_company_through_to_the_production_appr
     deployment = one("deployment-pipeline", chain)
     step_reaches(deployment, "deploy_production", "waiting_approval", timeout=RUN_TIMEOUT)
     assert step(deployment, "deploy_staging").status == "completed"
-    engine.step_decide(instance_id=deployment.id, step_id="deploy_production", approve=True, actor="release-lead")
+    step_decide(instance_id=deployment.id, step_id="deploy_production", decision="approve", actor="release-lead")
     deployment = finished(deployment, timeout=RUN_TIMEOUT)
     assert deployment.status == "completed"
 

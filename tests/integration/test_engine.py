@@ -1,6 +1,7 @@
 """End-to-end engine semantics (DESIGN §4) on real workers, PostgreSQL and Redis."""
 import pytest
 
+from governance.escalations.services import step_decide
 from orchestration.models import StepAttempt, StepRun
 from tests.support.helpers import apply_spec, finished, start, step
 
@@ -207,7 +208,6 @@ def test_a_template_error_at_run_time_fails_the_step_with_its_message(live):
 
 
 def test_an_approval_gated_foreach_step_renders_items_before_parking_and_runs_them_once_approved(live):
-    from orchestration import engine
 
     apply_spec({"id": "gated-map", "steps": [
         {"id": "each", "action": "echo", "foreach": "{{ context.xs }}", "with": {"n": "{{ item }}"}, "approval": True},
@@ -216,7 +216,7 @@ def test_an_approval_gated_foreach_step_renders_items_before_parking_and_runs_th
     from tests.support.helpers import step_reaches
 
     assert step_reaches(instance, "each", "waiting_approval").item_count == 3
-    engine.step_decide(instance_id=instance.id, step_id="each", approve=True, actor="t")
+    step_decide(instance_id=instance.id, step_id="each", decision="approve", actor="t")
     instance = finished(instance)
     assert step(instance, "each").output == [{"n": 3}, {"n": 1}, {"n": 2}]
 

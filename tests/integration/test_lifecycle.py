@@ -2,6 +2,8 @@
 import pytest
 from django.utils import timezone
 
+from governance.escalations.models import Escalation
+from governance.escalations.services import step_decide
 from governance.models import AuditEntry
 from orchestration import engine
 from orchestration.models import StepAttempt, WorkflowInstance
@@ -23,20 +25,24 @@ def test_approval_parks_the_step_and_approve_resumes_it_with_an_audit_of_who(liv
     instance = start("gated")
     step_reaches(instance, "ship", "waiting_approval")
     wait_until(lambda: WorkflowInstance.objects.get(id=instance.id).status == "waiting", message="waiting")
-    engine.step_decide(instance_id=instance.id, step_id="ship", approve=True, actor="alice", comment="go")
+    step_decide(instance_id=instance.id, step_id="ship", decision="approve", actor="alice", comment="go")
     instance = finished(instance)
     assert instance.status == "completed"
     assert step(instance, "ship").output == {"shipped": 1}
     assert step(instance, "ship").approved_by == "alice"
-    entry = AuditEntry.objects.get(verb="step.approve")
-    assert (entry.actor_name, entry.target_id, entry.details) == ("alice", f"{instance.id}/ship", {"comment": "go"})
+    gate = Escalation.objects.get(instance=instance, step_id="ship")
+    assert (gate.status, gate.resolution, gate.resolved_by) == ("resolved", "approved", "alice")
+    entry = AuditEntry.objects.get(verb="escalation.decide")
+    assert (entry.actor_name, entry.target_id) == ("alice", str(gate.id))
+    assert entry.details["decision"] == "approve" and entry.details["comment"] == "go"
+    assert entry.details["shown_sha256"] == gate.decisions.get().shown_sha256
 
 
 def test_reject_fails_the_parked_step_and_the_instance(live):
     apply_spec(GATED)
     instance = start("gated")
     step_reaches(instance, "ship", "waiting_approval")
-    engine.step_decide(instance_id=instance.id, step_id="ship", approve=False, actor="bob", comment="not today")
+    step_decide(instance_id=instance.id, step_id="ship", decision="reject", actor="bob", comment="not today")
     instance = finished(instance)
     assert instance.status == "failed"
     assert step(instance, "ship").error == {"type": "Rejected", "message": "rejected by bob: not today"}
@@ -48,10 +54,10 @@ def test_a_decision_on_a_step_that_is_not_waiting_is_refused_and_changes_nothing
     instance = start("gated")
     step_reaches(instance, "ship", "waiting_approval")
     with pytest.raises(engine.Conflict, match="prepare"):
-        engine.step_decide(instance_id=instance.id, step_id="prepare", approve=True, actor="x")
+        step_decide(instance_id=instance.id, step_id="prepare", decision="approve", actor="x")
     with pytest.raises(engine.NotFound):
-        engine.step_decide(instance_id=instance.id, step_id="nope", approve=True, actor="x")
-    assert not AuditEntry.objects.filter(verb__startswith="step.").exists()
+        step_decide(instance_id=instance.id, step_id="nope", decision="approve", actor="x")
+    assert not AuditEntry.objects.filter(verb="escalation.decide").exists()
 
 
 def test_when_false_skips_an_approval_step_without_asking_anyone(live):

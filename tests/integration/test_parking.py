@@ -2,7 +2,7 @@
 import pytest
 
 from dacproject.celery import app
-from orchestration import engine
+from governance.escalations.services import step_decide
 from orchestration.models import StepRun, WorkflowInstance
 from tests.support.helpers import apply_spec, queue_length, start, wait_until
 
@@ -29,7 +29,7 @@ def test_a_thousand_parked_approvals_leave_two_worker_processes_idle_then_all_co
     assert queue_length("default") == 0
 
     for instance_id in ids:
-        engine.step_decide(instance_id=instance_id, step_id="gate", approve=True, actor="approver")
+        step_decide(instance_id=instance_id, step_id="gate", decision="approve", actor="approver")
     wait_until(lambda: WorkflowInstance.objects.filter(status="completed").count() == N,
                timeout=180, interval=0.5, message=f"{N} instances to complete")
     assert sorted(WorkflowInstance.objects.values_list("result__gate__n", flat=True)) == list(range(N))

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from orchestration import engine
+from governance.escalations.services import step_decide
 from orchestration.events import tasks as event_tasks
 from orchestration.models import WorkflowInstance
 from tests.support.helpers import apply_yaml, finished, step_reaches, wait_until
@@ -68,7 +68,7 @@ def test_overlap_policies_while_a_scheduled_run_is_still_active(live, overlap):
     if overlap == "cancel_other":
         assert [r.status for r in runs(workflow)] == ["terminated", "terminated", "waiting"]
     if overlap == "buffer_one":
-        engine.step_decide(instance_id=first.id, step_id="gate", approve=True, actor="test")
+        step_decide(instance_id=first.id, step_id="gate", decision="approve", actor="test")
         finished(first)
         # Two firings were held back while it ran: one run starts when it ends.
         (_, buffered) = wait_until(lambda: runs(workflow) if len(runs(workflow)) == 2 else None,

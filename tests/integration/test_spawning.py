@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from dacproject.celery import app
+from governance.escalations.services import step_decide
 from orchestration import engine
 from orchestration.events.models import Event
 from orchestration.models import StepRun, WorkflowInstance
@@ -50,7 +51,7 @@ def test_wait_parks_the_parent_without_a_worker_and_the_childs_end_completes_the
     assert child.trigger == {"type": "spawn", "parent": str(instance.id), "step": "call", "strategy": "wait",
                              "restart": 0}
     assert child.correlation_id == instance.correlation_id and child.priority == instance.priority
-    engine.step_decide(instance_id=child.id, step_id="gate", approve=True, actor="test")
+    step_decide(instance_id=child.id, step_id="gate", decision="approve", actor="test")
     instance = finished(instance)
     assert instance.status == "completed"
     assert step(instance, "call").output == {"gate": {"n": 3}}
@@ -106,7 +107,7 @@ def test_callback_completes_at_once_and_the_childs_end_is_an_event_correlated_to
     step_reaches(instance, "hear", "waiting_event")
     (child,) = children_of(instance)
     assert step(instance, "call").output == {"child": str(child.id)}
-    engine.step_decide(instance_id=child.id, step_id="gate", approve=True, actor="test")
+    step_decide(instance_id=child.id, step_id="gate", decision="approve", actor="test")
     instance = finished(instance)
     assert instance.status == "completed"
     heard = step(instance, "hear").output
@@ -188,7 +189,7 @@ def test_a_failed_parent_restarts_no_supervised_child(live):
     instance = start("doomed-parent")
     step_reaches(instance, "watch", "waiting_child")
     step_reaches(instance, "gate", "waiting_approval")
-    engine.step_decide(instance_id=instance.id, step_id="gate", approve=False, actor="test")
+    step_decide(instance_id=instance.id, step_id="gate", decision="reject", actor="test")
     instance = finished(instance)
     assert instance.status == "failed"
     wait_until(lambda: not any((app.control.inspect(timeout=1).active() or {}).values()), message="idle workers")
@@ -203,7 +204,7 @@ def test_a_supervised_restart_that_cannot_start_fails_the_step(live):
     (child,) = wait_until(lambda: children_of(instance), message="the child")
     step_reaches(child, "gate", "waiting_approval")
     apply_spec({"id": "brittle-child", "type": "operations"})  # a new version without steps
-    engine.step_decide(instance_id=child.id, step_id="gate", approve=False, actor="test")
+    step_decide(instance_id=child.id, step_id="gate", decision="reject", actor="test")
     instance = finished(instance)
     assert instance.status == "failed"
     assert "could not be restarted" in step(instance, "watch").error["message"]

@@ -2,18 +2,18 @@
 `orchestration.cli` and call services; errors go to stderr with a non-zero exit."""
 from django.core.management.base import BaseCommand, CommandError
 
-from governance.audit import audit_verify
+from governance.audit import audit_seal, audit_verify
 from orchestration import engine
-from orchestration.cli import context, events, instances, registry
+from orchestration.cli import context, events, governance, instances, registry
 
 
 class Command(BaseCommand):
-    help = ("Operate the DAC: validate, apply, run, status, approve, pause, resume, terminate, retry, "
+    help = ("Operate the DAC: validate, apply, run, status, escalations, approve, pause, resume, terminate, retry, "
             "emit, events, context, audit.")
 
     def add_arguments(self, parser):
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-        for module in (registry, instances, events, context):
+        for module in (registry, instances, governance, events, context):
             module.add_parsers(verbs)
         p = verbs.add_parser("audit", help="audit log tools")
         p.add_argument("action", choices=["verify"])
@@ -21,7 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, verb, **options):
         handlers = {
             "validate": registry.do_validate, "apply": registry.do_apply,
-            "run": instances.do_run, "status": instances.do_status, "approve": instances.do_approve,
+            "run": instances.do_run, "status": instances.do_status, "approve": governance.do_approve,
+            "escalations": governance.do_escalations,
             "emit": events.do_emit, "events": events.do_events, "context": context.do_context,
             "audit": do_audit,
         }
@@ -37,9 +38,11 @@ class Command(BaseCommand):
 
 
 def do_audit(cmd, action, **_):
-    problems = audit_verify()
-    if problems:
-        for p in problems:
+    """`audit verify`: seal what is committed (unless a sealer is at it), then check the sealed chain."""
+    audit_seal()
+    report = audit_verify()
+    if report:
+        for p in report:
             cmd.stderr.write(p)
-        raise CommandError(f"audit log is NOT intact: {len(problems)} problem(s)")
-    cmd.out("audit log intact")
+        raise CommandError(f"audit log is NOT intact: {len(report)} problem(s)")
+    cmd.out(f"audit chain intact: {report.verified} entries verified ({report.awaiting_seal} awaiting seal)")

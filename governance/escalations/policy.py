@@ -1,0 +1,109 @@
+"""The governance policy of a workflow: its blueprint's `governance` and `coordination.escalation`
+sections (DESIGN §7.2), and whether a step needs a human.
+
+Policies are cached per process under a version number kept in Redis, which every `dac apply`
+bumps after it commits; a worker re-reads PostgreSQL when the number changed, so a re-applied
+blueprint's rules hold for the next step everywhere. Without Redis the cache is bypassed.
+"""
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from dacproject.redis_client import RedisError
+from dacproject.redis_client import client as redis_client
+
+logger = logging.getLogger(__name__)
+
+POLICY_VERSION_KEY = "dac:governance:policy-version"
+
+
+@dataclass(frozen=True)
+class Policy:
+    approval_required: frozenset = frozenset()
+    auto_approve: frozenset = frozenset()
+    approvers: tuple = ()
+    rules: tuple = ()
+    escalations: tuple = ()
+    notifications: tuple = ()
+
+    @property
+    def watches_steps(self):
+        """Whether anything but a step's own `approval` can gate it (rules, types or conditions)."""
+        return bool(self.approval_required or self.auto_approve or self.rules or self.escalations)
+
+
+NO_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a step's approval gate asks for, after the blueprint's rules."""
+
+    type: str
+    level: str = "approval"
+    approvers: tuple = ()
+    min_approvals: int = 1
+    timeout_seconds: float | None = None
+    timeout_action: str = "reject"
+    escalate_to: tuple = ()
+    options: tuple = ("approve", "reject")
+    rule: str = ""
+    auto_approve: bool = False
+    reasons: tuple = field(default=())
+
+
+def policy_from_blueprint_spec(spec):
+    governance = (spec or {}).get("governance") or {}
+    coordination = (spec or {}).get("coordination") or {}
+    return Policy(
+        approval_required=frozenset(governance.get("approval_required") or ()),
+        auto_approve=frozenset(governance.get("auto_approve") or ()),
+        approvers=tuple(governance.get("approvers") or ()),
+        rules=tuple(r for r in governance.get("rules") or () if r),
+        escalations=tuple(e for e in coordination.get("escalation") or () if isinstance(e, dict) and "key" in e),
+        notifications=tuple(n for n in governance.get("notifications") or () if n),
+    )
+
+
+_cache = {"version": None, "policies": {}}
+
+
+def policy_for_definition(definition_id):
+    """The Policy of a workflow definition (NO_POLICY when it belongs to no blueprint)."""
+    try:
+        version = redis_client().get(POLICY_VERSION_KEY)
+        if version is None:  # a fresh Redis: start counting, so the cache has something to compare
+            redis_client().set(POLICY_VERSION_KEY, 0, nx=True)
+            version = redis_client().get(POLICY_VERSION_KEY)
+    except RedisError:
+        version = None
+    if version is None:
+        return _load(definition_id)
+    if version != _cache["version"]:
+        _cache["policies"], _cache["version"] = {}, version
+    policies = _cache["policies"]
+    if definition_id not in policies:
+        # Read after the version: a change committed after this read bumps the version again.
+        policies[definition_id] = _load(definition_id)
+    return policies[definition_id]
+
+
+def _load(definition_id):
+    from registry.models import WorkflowDefinition
+
+    spec = WorkflowDefinition.objects.filter(id=definition_id).values_list("blueprint__spec", flat=True).first()
+    return policy_from_blueprint_spec(spec) if spec else NO_POLICY
+
+
+def policies_changed():
+    """After an apply committed: every process re-reads policies for its next step."""
+    try:
+        redis_client().incr(POLICY_VERSION_KEY)
+    except RedisError:
+        logger.warning("could not signal a governance policy change; workers keep the old one until Redis answers")
+
+
+def default_approvers(policy):
+    """Approver groups when a gate names none: the blueprint's, else DAC_DEFAULT_APPROVERS."""
+    return tuple(policy.approvers) or tuple(settings.DAC_DEFAULT_APPROVERS)
