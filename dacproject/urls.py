@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from governance.escalations.api import EscalationViewSet
 from orchestration.api import InstanceViewSet
 from orchestration.context.api import ContextView
 from orchestration.events import webhooks
@@ -16,6 +17,7 @@ router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("blueprints", BlueprintViewSet, basename="blueprint")
 router.register("events", EventViewSet, basename="event")
+router.register("escalations", EscalationViewSet, basename="escalation")
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -17,7 +17,7 @@ from django.utils.html import format_html
 
 from orchestration.dag import status_colours
 
-from .audit import audit_verify
+from .audit import audit_seal, audit_verify
 from .models import AuditEntry
 
 EMPTY = "—"
@@ -132,16 +132,22 @@ AUDIT_TARGET_PAGES = {
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyModelAdmin):
-    """The append-only, hash-chained audit log; `Verify chain` runs the same check as `dac audit verify`."""
+    """The append-only, hash-chained audit log; `Verify chain` seals and checks it as `dac audit verify` does.
+    Rows are chained by the sealer shortly after they commit: until then `seq` is empty (not sealed)."""
 
-    list_display = ("created_at", "actor_name", "verb", "target_type", "target", "details_summary")
+    list_display = ("created_at", "seq", "sealed", "actor_name", "verb", "target_type", "target",
+                    "details_summary")
     list_filter = ("verb", "actor_name", "target_type")
     search_fields = ("target_id", "actor_name", "verb")
     ordering = ("-id",)
     list_per_page = 100
     show_full_result_count = False
     fields = ("created_at", "actor_name", "actor", "verb", "target_type", "target", "details_json",
-              "prev_hash", "hash")
+              "seq", "sealed", "digest_version", "prev_hash", "hash")
+
+    @admin.display(description="sealed", boolean=True)
+    def sealed(self, entry):
+        return entry.sealed
 
     @admin.display(description="target", ordering="target_id")
     def target(self, entry):
@@ -165,14 +171,22 @@ class AuditEntryAdmin(ReadOnlyModelAdmin):
         return [verify, *super().get_urls()]
 
     def verify_chain_view(self, request):
-        """Check every hash of the chain (read-only) and report the result on the log's page."""
+        """Seal what is committed, check every hash of the chain and report the result on the log's page.
+        (Sealing only chains rows, as the beat task would; the console still never edits audit content.)"""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        audit_seal()
         problems = audit_verify()
         if not problems:
-            messages.success(request, f"Audit chain intact: {AuditEntry.objects.count()} entries verified.")
+            waiting = f" {problems.awaiting_seal} newer entries awaiting seal." if problems.awaiting_seal else ""
+            messages.success(request, f"Audit chain intact: {problems.verified} entries verified.{waiting}")
         for problem in problems[:MAX_CHAIN_PROBLEMS_SHOWN]:
             messages.error(request, problem)
         if len(problems) > MAX_CHAIN_PROBLEMS_SHOWN:
             messages.error(request, f"... and {len(problems) - MAX_CHAIN_PROBLEMS_SHOWN} more problems.")
         return HttpResponseRedirect(reverse("admin:governance_auditentry_changelist"))
+
+
+# The escalation inbox and the notification deliveries live beside their services.
+from .escalations import admin as _escalations_admin  # noqa: E402, F401
+from .notifications import admin as _notifications_admin  # noqa: E402, F401

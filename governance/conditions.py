@@ -7,9 +7,9 @@ Grammar (EBNF; tokens may be separated by whitespace; keywords are lower case)::
 
     condition  = or_expr ;
     or_expr    = and_expr , { "or" , and_expr } ;
-    and_expr   = comparison , { "and" , comparison } ;
-    comparison = unary , [ compare_op , unary ] ;          (* no chaining: a < b < c is an error *)
-    unary      = "not" , unary | primary ;
+    and_expr   = negation , { "and" , negation } ;
+    negation   = "not" , negation | comparison ;
+    comparison = primary , [ compare_op , primary ] ;      (* no chaining: a < b < c is an error *)
     primary    = literal | name | "(" , or_expr , ")" ;
     compare_op = "==" | "!=" | "<" | "<=" | ">" | ">=" | "in" | "not" , "in" ;
     literal    = number | duration | money | string | "true" | "false" | "null" ;
@@ -21,8 +21,8 @@ Grammar (EBNF; tokens may be separated by whitespace; keywords are lower case)::
     ident      = ( letter | "_" ) , { letter | digit | "_" | "-" } ;
     key        = ( letter | digit | "_" | "-" ) , { letter | digit | "_" | "-" } ;
 
-Precedence, tightest first: ``not``, comparisons, ``and``, ``or``; so ``not a == b`` means
-``(not a) == b`` (write ``not (a == b)`` for the other reading).
+Precedence, tightest first, as in Python: comparisons, ``not``, ``and``, ``or``; so
+``not step == 'deploy'`` means ``not (step == 'deploy')``.
 
 A known fact (FACTS) is read from the facts (missing: null); ``context.a.0`` walks the context dict,
 digit keys indexing lists (missing: null); any other bare name is an *operation test*, true when the
@@ -156,7 +156,7 @@ class _Parser:
         return operands[0] if len(operands) == 1 else (word, tuple(operands))
 
     def or_expr(self):
-        return self.chain("or", lambda: self.chain("and", self.comparison))
+        return self.chain("or", lambda: self.chain("and", self.negation))
 
     def compare_op(self):
         token = self.peek()
@@ -167,22 +167,22 @@ class _Parser:
         return "not in" if self.is_keyword("not") and self.is_keyword("in", ahead=1) else None
 
     def comparison(self):
-        left = self.unary()
+        left = self.primary()
         op = self.compare_op()
         if op is None:
             return left
         self.index += len(op.split())  # "not in" is two tokens
-        right = self.unary()
+        right = self.primary()
         if self.compare_op() is not None:
             raise _error(self.source, "comparisons cannot be chained (use 'and')", self.peek().position)
         return ("compare", op, left, right)
 
-    def unary(self):
+    def negation(self):
         if not self.is_keyword("not"):
-            return self.primary()
+            return self.comparison()
         self.enter(self.tokens[self.index])
         self.index += 1
-        node = ("not", self.unary())
+        node = ("not", self.negation())
         self.depth -= 1
         return node
 

@@ -25,13 +25,25 @@ class ApplyReport:
 
 def compile_path(path):
     """Validate a file against what is registered; raises SpecInvalid."""
-    return specs.compile_file(path, known_workflows=selectors.known_workflow_keys(),
-                              known_agents=selectors.known_agents(), known_webhooks=selectors.known_webhooks())
+    return _with_approver_groups(specs.compile_file(
+        path, known_workflows=selectors.known_workflow_keys(), known_agents=selectors.known_agents(),
+        known_webhooks=selectors.known_webhooks()), str(path))
 
 
 def compile_source(text, *, file="<request>", fmt=None):
-    return specs.compile_text(text, file, fmt=fmt, known_workflows=selectors.known_workflow_keys(),
-                              known_agents=selectors.known_agents(), known_webhooks=selectors.known_webhooks())
+    return _with_approver_groups(specs.compile_text(
+        text, file, fmt=fmt, known_workflows=selectors.known_workflow_keys(), known_agents=selectors.known_agents(),
+        known_webhooks=selectors.known_webhooks()), file)
+
+
+def _with_approver_groups(compiled, file):
+    """Approver groups are Django groups: checked here, where the database is at hand."""
+    from governance.escalations.groups import approver_group_problems
+
+    errors = approver_group_problems(compiled, blueprint_file=file)
+    if errors:
+        raise specs.SpecInvalid(errors, compiled.warnings)
+    return compiled
 
 
 @transaction.atomic

@@ -52,10 +52,17 @@ def escalations_filtered(*, status=None, level=None, type=None, workflow=None, i
     return query.order_by("-created_at")
 
 
+INBOX_ORDER = ("open_first", "deadline", "created_at")
+
+
+def with_open_first(query):
+    return query.annotate(open_first=Case(When(status__in=OPEN, then=Value(0)), default=Value(1),
+                                          output_field=IntegerField()))
+
+
 def inbox_order(query):
     """Open ones first, then by deadline (soonest first, none last), then oldest first."""
-    open_first = Case(When(status__in=OPEN, then=Value(0)), default=Value(1), output_field=IntegerField())
-    return query.annotate(open_first=open_first).order_by("open_first", "deadline", "created_at")
+    return with_open_first(query).order_by(*INBOX_ORDER)
 
 
 def decidable_by(user, query=None):

@@ -61,8 +61,10 @@ def escalation_for_step(*, instance_id, step_id):
     escalation = (Escalation.objects.filter(instance_id=instance_id, step_id=step_id, gate=Gate.STEP,
                                             status__in=[E.PENDING, E.ACKNOWLEDGED]).first())
     if escalation is None:
-        from orchestration.models import StepRun
+        from orchestration.models import StepRun, WorkflowInstance
 
+        if not WorkflowInstance.objects.filter(id=instance_id).exists():
+            raise NotFound(f"instance '{instance_id}' not found")
         run = StepRun.objects.filter(instance_id=instance_id, step_id=step_id).only("status").first()
         if run is None:
             raise NotFound(f"instance '{instance_id}' has no step '{step_id}'")

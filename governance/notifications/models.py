@@ -37,4 +37,8 @@ class NotificationDelivery(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.channel} {self.target}: {self.event} ({self.status})"
+        # A webhook URL's credentials and query (where tokens live) never reach a page title or a log.
+        from .channels import redact_url
+
+        target = redact_url(self.target) if self.channel == Channel.WEBHOOK else self.target
+        return f"{self.channel} {target}: {self.event} ({self.status})"

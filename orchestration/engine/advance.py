@@ -72,7 +72,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
 
 
 # The instance columns the engine changes; saving only these keeps a big context out of every write.
-ENGINE_FIELDS = ["status", "result", "error", "failing", "compensation_started", "completion_count",
+ENGINE_FIELDS = ["status", "result", "error", "failing", "gated", "compensation_started", "completion_count",
                  "deadline_at", "finished_at", "updated_at"]
 
 
@@ -156,7 +156,12 @@ def _advance_failing(instance, runs, plan, effects):
 
     now = timezone.now()
     parked = StepRun.objects.filter(instance=instance, status__in=STEP_WAITING)
-    release_parked(instance, plan, [r.id for r in parked.only("id")], reason="the parent instance failed")
+    parked_ids = [r.id for r in parked.only("id")]
+    release_parked(instance, plan, parked_ids, reason="the parent instance failed")
+    if parked_ids:
+        from governance.escalations.deadlines import escalations_close
+
+        escalations_close(instance, step_run_ids=parked_ids, reason="the instance failed")
     StepRun.objects.filter(instance=instance, status__in=[S.PENDING, S.READY, *STEP_WAITING]).update(
         status=S.CANCELLED, finished_at=now
     )

@@ -50,9 +50,6 @@ def release_parked(instance, plan, step_run_ids, *, reason, family_locked=False)
         return
     EventWait.objects.filter(step_run_id__in=step_run_ids, status="waiting").update(
         status="cancelled", resolved_at=timezone.now())
-    from governance.escalations.deadlines import escalations_close
-
-    escalations_close(instance, step_run_ids=step_run_ids, reason=reason)
     children = list(WorkflowInstance.objects.filter(parent_step_run_id__in=step_run_ids)
                     .exclude(status__in=INSTANCE_TERMINAL).values_list("id", "parent_step_run__step_id"))
     victims = [c for c, step_id in children if plan.steps[step_id]["spawn"]["strategy"] in SUPERVISING_STRATEGIES]

@@ -20,6 +20,7 @@ from orchestration.actions import registry as actions
 from orchestration.models import StepItem, StepRun
 from orchestration.states import StepStatus
 
+from . import approvals
 from .plan import plan_for_version_id
 from .scope import build_scope, mask, run_outputs
 
@@ -90,6 +91,7 @@ def run_attempt(claim):
     try:
         outcome.inputs = templating.render_value(claim.step["with"], scope, claim.plan.step_ids)
         check_storable(outcome.inputs, "inputs")
+        check_approval_proof(claim, scope, outcome.inputs)
         spec = actions.get(resolve_action_name(claim.step))
         with _beating(claim):
             output = spec.func(ctx, **outcome.inputs)
@@ -103,6 +105,31 @@ def run_attempt(claim):
         _record_error(outcome, type(exc).__name__, str(exc) or repr(exc))
     outcome.secrets = scope["secrets"].used_values()
     return outcome.masked()
+
+
+class ApprovalProofMismatch(Exception):
+    """The step's inputs are not what its approvers were shown."""
+
+
+def check_approval_proof(claim, scope, inputs):
+    """A step approved by a human runs only with the inputs they saw (DESIGN §7.1): their
+    sha256 was recorded with the decision. Rendered as at the gate (its own decision not yet
+    made) and with secrets masked, as they were shown."""
+    decision = claim.runs.get(claim.step_id, (None, None, None))[2]
+    expected = (decision or {}).get("inputs_sha256")
+    if not expected or claim.item_index is not None:
+        return
+    from governance.escalations.proof import digest
+
+    shown = inputs
+    if approvals.refers_to_itself(claim.step):
+        own = {**scope["steps"][claim.step_id], "decision": None}
+        at_gate = {**scope, "steps": {**scope["steps"], claim.step_id: own}}
+        at_gate["nodes"] = at_gate["steps"]
+        shown = templating.render_value(claim.step["with"], at_gate, claim.plan.step_ids)
+    if digest(mask(shown, scope["secrets"].used_values())) != expected:
+        raise ApprovalProofMismatch("inputs changed since they were approved (their sha256 no longer matches the "
+                                    "approval proof); retry the instance to ask again")
 
 
 def _step_events(claim, scope, output):

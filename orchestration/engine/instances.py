@@ -236,7 +236,7 @@ def instance_retry(*, instance_id, actor):
     again |= plan.downstream(again)
     StepRun.objects.filter(instance=instance, step_id__in=again).update(
         status=S.PENDING, output=None, error=None, finished_at=None, completed_seq=None, item_count=None,
-        attempt_base=F("attempts"), task_id="", approved_by="", decision_comment="",
+        attempt_base=F("attempts"), task_id="", approved_by="", decision_comment="", decision=None,
     )
     _transition(instance, I.RUNNING, "retry")
     instance.failing = instance.compensation_started = False

@@ -31,7 +31,9 @@ def normalize_governance(sink, raw):
         "auto_approve": c.string_list("auto_approve"),
         "approvers": c.string_list("approvers", allow_single=True),
         "rules": [_rule(sink, r, i) for i, r in enumerate(c.get("rules", list, default=[]))],
-        "notifications": [_notification(sink, n, i) for i, n in enumerate(c.get("notifications", list, default=[]))],
+        # Absent: the env defaults notify; an empty list: nobody is notified.
+        "notifications": None if raw.get("notifications") is None else
+        [_notification(sink, n, i) for i, n in enumerate(c.get("notifications", list, default=[]))],
         "human_oversight": c.get("human_oversight", dict, default={}),
     }
 

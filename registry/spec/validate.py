@@ -69,7 +69,9 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
                          ("wait_for.correlation_id", (step["wait_for"] or {}).get("correlation_id"))):
         if value is not None:
             item_fields = ("with", "spawn.context")
-            _check_templates(sink, value, sid, field, ancestors, ids, foreach=foreach and field in item_fields,
+            # A gated step may read its own approval: `steps.<id>.decision`.
+            allowed = ancestors | {sid} if step["approval"] and field == "with" else ancestors
+            _check_templates(sink, value, sid, field, allowed, ids, foreach=foreach and field in item_fields,
                              stored=field in STORED_FIELDS)
     if step["compensate"]:
         _check_templates(sink, step["compensate"]["with"], sid, "compensate.with", ancestors | {sid}, ids,

@@ -3,6 +3,7 @@ import json
 import uuid
 
 import pytest
+from django.contrib.auth.models import Group
 
 from governance.models import AuditEntry
 from orchestration.models import StepRun
@@ -63,15 +64,33 @@ def test_lifecycle_actions_and_conflicts(api, parked):
         "instance.pause", "instance.resume", "instance.terminate"]
 
 
-def test_approve_a_parked_step(api, parked):
+@pytest.fixture
+def approver(user):
+    """The API user, in the default approver group (DAC_DEFAULT_APPROVERS)."""
+    user.groups.add(Group.objects.get_or_create(name="approvers")[0])
+    return user
+
+
+def test_approve_a_parked_step(api, approver, parked):
     response = post(api, f"/api/v1/instances/{parked.id}/approve/", {"step": "gate", "comment": "ship it"})
     assert response.status_code == 200
     assert response.json()["status"] == "ready"
     assert StepRun.objects.get(instance=parked, step_id="gate").approved_by == "operator"
-    assert AuditEntry.objects.get(verb="step.approve").details == {"comment": "ship it"}
+    entry = AuditEntry.objects.get(verb="escalation.decide")
+    assert (entry.details["decision"], entry.details["comment"]) == ("approve", "ship it")
 
 
-def test_reject_a_parked_step_fails_it(api, parked):
+def test_a_user_outside_the_approver_groups_is_refused_with_403_and_an_audit_row(api, parked):
+    response = post(api, f"/api/v1/instances/{parked.id}/approve/", {"step": "gate"})
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "forbidden" and "approvers" in error["message"]
+    assert StepRun.objects.get(instance=parked, step_id="gate").status == "waiting_approval"
+    refusal = AuditEntry.objects.get(verb="escalation.refused")
+    assert refusal.actor_name == "operator" and "approver groups" in refusal.details["reason"]
+
+
+def test_reject_a_parked_step_fails_it(api, approver, parked):
     response = post(api, f"/api/v1/instances/{parked.id}/reject/", {"step": "gate"})
     assert response.json()["status"] == "failed"
     assert api.get(f"/api/v1/instances/{parked.id}/").json()["status"] == "failed"
@@ -81,11 +100,11 @@ def test_reject_a_parked_step_fails_it(api, parked):
     ({}, 400, "invalid"), ({"step": "nope"}, 404, "not_found"), ({"step": "after"}, 409, "conflict"),
     ({"step": ["gate"]}, 400, "invalid"),
 ])
-def test_bad_decisions_are_4xx_and_change_nothing(api, parked, body, status, code):
+def test_bad_decisions_are_4xx_and_change_nothing(api, approver, parked, body, status, code):
     response = post(api, f"/api/v1/instances/{parked.id}/approve/", body)
     assert response.status_code == status and response.json()["error"]["code"] == code
     assert StepRun.objects.get(instance=parked, step_id="gate").status == "waiting_approval"
-    assert not AuditEntry.objects.filter(verb__startswith="step.").exists()
+    assert not AuditEntry.objects.filter(verb="escalation.decide").exists()
 
 
 def test_nul_in_a_filter_is_a_400(api, parked):

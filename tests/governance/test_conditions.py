@@ -211,9 +211,10 @@ def test_precedence_comparison_binds_tighter_than_and_or():
     assert holds("tokens_used > 5 and (step == 'a' or step == 'b')", tokens_used=1, step="b") is False
 
 
-def test_precedence_not_binds_tighter_than_comparison():
-    # As specified: `not step == 'x'` is `(not step) == 'x'`; a bool never equals a string.
-    assert holds("not step == 'x'", step="y") is False
+def test_precedence_comparison_binds_tighter_than_not():
+    # As in Python: `not step == 'x'` is `not (step == 'x')`.
+    assert holds("not step == 'x'", step="y") is True
+    assert holds("not step == 'x'", step="x") is False
     assert holds("not (step == 'x')", step="y") is True
     assert holds("not context.flag == false", context={"flag": True}) is True
 

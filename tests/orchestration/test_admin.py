@@ -8,12 +8,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from governance.escalations.models import Escalation
 from governance.models import AuditEntry
 from orchestration import engine
 from orchestration.dag import STATUS_COLOURS
@@ -300,12 +301,12 @@ def test_approve_through_the_console_readies_the_step_and_audits_the_admin(admin
     assert step_status(gated, "gate") == StepStatus.READY
     run = StepRun.objects.get(instance_id=gated.id, step_id="gate")
     assert (run.approved_by, run.decision_comment) == (admin_user.username, "looks good")
-    entry = AuditEntry.objects.filter(verb="step.approve").latest("id")
+    entry = AuditEntry.objects.filter(verb="escalation.decide").latest("id")
     assert entry.actor_name == admin_user.username
     assert entry.actor_id == admin_user.id
-    assert entry.details == {"comment": "looks good"}
-    assert entry.target_id == f"{gated.id}/gate"
-    assert any("approved" in m for m in message_texts(response))
+    assert (entry.details["decision"], entry.details["comment"]) == ("approve", "looks good")
+    assert entry.target_id == str(Escalation.objects.get(instance_id=gated.id, step_id="gate").id)
+    assert any("approve recorded" in m for m in message_texts(response))
 
 
 def test_reject_through_the_console_fails_the_step(admin_client, admin_user, gated):
@@ -315,8 +316,9 @@ def test_reject_through_the_console_fails_the_step(admin_client, admin_user, gat
     assert run.status == StepStatus.FAILED
     assert run.error["type"] == "Rejected" and "no" in run.error["message"]
     assert status_of(gated) == InstanceStatus.FAILED
-    entry = AuditEntry.objects.filter(verb="step.reject").latest("id")
-    assert (entry.actor_name, entry.details) == (admin_user.username, {"comment": "no"})
+    entry = AuditEntry.objects.filter(verb="escalation.decide").latest("id")
+    assert (entry.actor_name, entry.details["decision"], entry.details["comment"]) == (
+        admin_user.username, "reject", "no")
 
 
 def test_deciding_a_step_that_is_not_waiting_reports_an_error(admin_client, gated):
@@ -327,8 +329,10 @@ def test_deciding_a_step_that_is_not_waiting_reports_an_error(admin_client, gate
     assert step_status(gated, "gate") == StepStatus.READY
     unknown = admin_client.post(decide_url(gated), {"step_id": "nope", "decision": "approve"}, follow=True)
     assert unknown.status_code == 200 and "has no step" in unknown.content.decode()
-    bad = admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "maybe"})
-    assert bad.status_code == 302 and any("Approve or Reject" in m for m in message_texts(bad))
+    other = start("console-gated")
+    bad = admin_client.post(decide_url(other), {"step_id": "gate", "decision": "maybe"})
+    assert bad.status_code == 302 and any("unknown option 'maybe'" in m for m in message_texts(bad))
+    assert step_status(other, "gate") == StepStatus.WAITING_APPROVAL
 
 
 def test_decide_and_operate_are_post_only(admin_client, gated):
@@ -355,13 +359,20 @@ def test_decide_is_csrf_protected(admin_user, gated):
     assert step_status(gated, "gate") == StepStatus.WAITING_APPROVAL
 
 
-def test_an_operator_with_change_permission_may_decide(client, operator, gated):
+def test_operating_is_not_deciding_only_an_approver_group_member_may_decide(client, operator, viewer, gated):
+    """Change permission lets a user operate instances; deciding is the governance service's
+    check: a member of one of the gate's approver groups (here `tech_lead`)."""
     client.force_login(operator)
-    content = client.get(page(gated)).content.decode()
-    assert decide_url(gated) in content
-    client.post(decide_url(gated), {"step_id": "gate", "decision": "approve", "comment": "ok"})
-    assert step_status(gated, "gate") == StepStatus.READY
-    assert AuditEntry.objects.filter(verb="step.approve").latest("id").actor_name == "operator"
+    refused = client.post(decide_url(gated), {"step_id": "gate", "decision": "approve", "comment": "ok"})
+    assert any("none of the approver groups" in m for m in message_texts(refused))
+    assert step_status(gated, "gate") == StepStatus.WAITING_APPROVAL
+    assert AuditEntry.objects.filter(verb="escalation.refused").latest("id").actor_name == "operator"
+    viewer.groups.add(Group.objects.create(name="tech_lead"))
+    client.force_login(viewer)
+    assert decide_url(gated) in client.get(page(gated)).content.decode()
+    decided = client.post(decide_url(gated), {"step_id": "gate", "decision": "approve", "comment": "ok"})
+    assert step_status(gated, "gate") == StepStatus.READY, message_texts(decided)
+    assert AuditEntry.objects.filter(verb="escalation.decide").latest("id").actor_name == "viewer"
 
 
 def test_a_viewer_sees_the_instance_but_cannot_decide_or_operate(client, viewer, gated):
@@ -369,8 +380,9 @@ def test_a_viewer_sees_the_instance_but_cannot_decide_or_operate(client, viewer,
     response = client.get(page(gated))
     assert response.status_code == 200
     content = response.content.decode()
-    assert "<svg" in content and decide_url(gated) not in content and operate_url(gated) not in content
-    assert client.post(decide_url(gated), {"step_id": "gate", "decision": "approve"}).status_code == 403
+    assert "<svg" in content and operate_url(gated) not in content
+    refused = client.post(decide_url(gated), {"step_id": "gate", "decision": "approve"})
+    assert any("none of the approver groups" in m for m in message_texts(refused))
     assert client.post(operate_url(gated), {"operation": "terminate"}).status_code == 403
     run_action(client, "terminate_selected", [gated])
     assert step_status(gated, "gate") == StepStatus.WAITING_APPROVAL

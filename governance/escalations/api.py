@@ -1,0 +1,86 @@
+"""`/api/v1/escalations/` (DESIGN §8): list with filters, detail, `resolve/`, `assign/`.
+Every write goes through the governance services, which check who may act."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from dacproject.api import query_filters
+from dacproject.ids import as_uuid
+
+from . import selectors, services
+from .states import EscalationLevel, EscalationStatus
+
+FILTERS = ("status", "level", "type", "workflow", "instance")
+CHOICES = {"status": EscalationStatus.values, "level": EscalationLevel.values}
+
+
+class ResolveSerializer(serializers.Serializer):
+    resolution = serializers.CharField(max_length=100, help_text="approve | reject | acknowledge | <option>")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class AssignSerializer(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="username of the new assignee")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class EscalationViewSet(viewsets.GenericViewSet):
+    lookup_value_regex = "[^/]+"
+
+    def get_serializer_class(self):
+        return AssignSerializer if self.action == "assign" else ResolveSerializer
+
+    def get_queryset(self):
+        filters = query_filters(self.request, FILTERS)
+        for name, allowed in CHOICES.items():
+            if filters[name] and filters[name] not in allowed:
+                raise ValidationError({name: [f"'{filters[name][:50]}' is not one of {', '.join(allowed)}"]})
+        if filters["instance"] and as_uuid(filters["instance"]) is None:
+            raise ValidationError({"instance": ["must be an instance id (a UUID)"]})
+        query = selectors.escalations_filtered(**filters)
+        if self.request.query_params.get("decidable") in ("1", "true"):
+            query = selectors.inbox_order(selectors.decidable_by(self.request.user, query))
+        return query
+
+    @extend_schema(parameters=[*(OpenApiParameter(name, str) for name in FILTERS),
+                               OpenApiParameter("decidable", bool, description="only those you may decide")],
+                   responses=OpenApiTypes.OBJECT)
+    def list(self, request):
+        """Escalations, newest first (with `decidable=true`: yours to decide, open first, by deadline)."""
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([selectors.escalation_as_dict(e) for e in page])
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def retrieve(self, request, pk=None):
+        return Response(selectors.escalation_as_dict(_get(pk)))
+
+    @extend_schema(request=ResolveSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        """Decide: approve, reject (vetoes), acknowledge, or one of the escalation's options."""
+        body = ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.escalation_decide(escalation_id=_get(pk).id, decision=body.validated_data["resolution"],
+                                   comment=body.validated_data["comment"], actor=request.user)
+        return Response(selectors.escalation_as_dict(_get(pk)))
+
+    @extend_schema(request=AssignSerializer, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def assign(self, request, pk=None):
+        """Reassign to a user, who may then decide it."""
+        body = AssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.escalation_assign(escalation_id=_get(pk).id, user=body.validated_data["user"],
+                                   comment=body.validated_data["comment"], actor=request.user)
+        return Response(selectors.escalation_as_dict(_get(pk)))
+
+
+def _get(pk):
+    key = as_uuid(pk)
+    escalation = selectors.escalations_query().filter(id=key).first() if key else None
+    if escalation is None:
+        raise NotFound(f"escalation '{pk}' not found")
+    return escalation
