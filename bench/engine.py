@@ -3,7 +3,6 @@ against a raw group, and approve -> the approved step running."""
 import time
 import uuid
 
-from governance.escalations.services import step_decide
 
 from .common import median, ms, start_instance, wait_finished, wait_until
 
@@ -117,6 +116,7 @@ def approvals(n, *, gap=0.02):
     """Park n instances on `gate`, then approve them one by one: the latency is from the moment
     step_decide returned (committed, message published) to the gate's StepRun.started_at, which a
     worker sets when it claims the step. Each approval waits for the previous step to start."""
+    from governance.escalations.services import step_decide
     from orchestration.models import StepRun
 
     ids = [start_instance("bench-approval").id for _ in range(n)]

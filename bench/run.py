@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import coordination  # noqa: E402 - the path above makes `bench` importable as a script
+from bench import coordination, governance  # noqa: E402 - the path above makes `bench` importable as a script
 from bench.common import (  # noqa: E402
     OUT,
     ROOT,
@@ -72,6 +72,7 @@ TARGETS = {
     "event_starts_per_s": (">=", 200.0),
     "spawn_roundtrip_p95_ms": ("<=", 50.0),
     "context_read_p99_ms": ("<=", 1.0),
+    "notify_p95_ms": ("<=", 2000.0),
 }
 
 
@@ -139,6 +140,7 @@ def run_benchmarks(env, redis_client, *, reps, diamonds, group_tasks, n_approval
 
         after_return, after_call, decide = resilient(lambda: approvals(n_approvals))
         coordination = measure_coordination(redis_client, sizes)
+        coordination.update(measure_governance(sizes))
     finally:
         worker.stop()
 
@@ -197,6 +199,15 @@ def measure_coordination(redis_client, sizes):
             "raw_redis_get_p99_ms": raw_reads["p99"], "context_read_ratio": reads["p99"] / raw_reads["p99"]}
 
 
+def measure_governance(sizes):
+    """(g) escalation -> webhook notification; instance starts/s from parallel threads."""
+    notify = governance.summary(resilient(lambda: governance.notify_latencies(sizes["notifications"])))
+    starts = resilient(lambda: governance.parallel_starts(per_thread=sizes["starts_per_thread"]))
+    print(f"bench: escalation -> webhook p95 {notify['p95']:.0f} ms; {starts:.0f} starts/s from "
+          f"{governance.START_THREADS} threads")
+    return {"notify_p50_ms": notify["p50"], "notify_p95_ms": notify["p95"], "parallel_starts_per_s": starts}
+
+
 def print_table(result, details):
     approvals = f"{details['approvals']} approvals"
     sizes = details["coordination_sizes"]
@@ -221,6 +232,10 @@ def print_table(result, details):
         (f"shared context read p99 (ms), {sizes['reads']} vs raw Redis GET", result["context_read_p99_ms"],
          result["raw_redis_get_p99_ms"], result["context_read_ratio"], target_text("context_read_p99_ms"),
          met(result, "context_read_p99_ms")),
+        (f"escalation -> webhook received p95 (ms), {sizes['notifications']} escalations", result["notify_p95_ms"],
+         None, None, target_text("notify_p95_ms"), met(result, "notify_p95_ms")),
+        (f"instance starts/s, {governance.START_THREADS} threads at once (audited)", result["parallel_starts_per_s"],
+         None, None, "-", None),
     ]
     header = ("figure", "DAC", "raw Celery baseline", "ratio", "target", "result")
     cells = [header] + [
@@ -283,10 +298,12 @@ def main():
     args = parser.parse_args()
     diamonds, group_tasks = DIAMOND_INSTANCES, GROUP_TASKS
     sizes = {"event_batches": coordination.EVENT_BATCHES, "triggered": coordination.TRIGGERED,
-             "roundtrips": coordination.ROUNDTRIPS, "reads": coordination.CONTEXT_READS}
+             "roundtrips": coordination.ROUNDTRIPS, "reads": coordination.CONTEXT_READS,
+             "notifications": governance.NOTIFICATIONS, "starts_per_thread": governance.STARTS_PER_THREAD}
     if args.quick:
         args.reps, args.approvals, diamonds, group_tasks = 1, 40, 50, 250
-        sizes = {"event_batches": 2, "triggered": 200, "roundtrips": 40, "reads": 1000}
+        sizes = {"event_batches": 2, "triggered": 200, "roundtrips": 40, "reads": 1000, "notifications": 40,
+                 "starts_per_thread": 25}
 
     db_url, redis_url = bench_urls()
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = db_url, redis_url
@@ -308,7 +325,7 @@ def main():
     register(linear_spec("bench-profile-linear-50", LINEAR_STEPS, queue=PROFILE_QUEUE))
     register(DIAMOND)
     register(APPROVAL)
-    for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT):
+    for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT, governance.ONE_STEP):
         register(spec)
     OUT.mkdir(parents=True, exist_ok=True)
 

@@ -52,6 +52,11 @@ if not User.objects.filter(username="admin").exists():
     else:
         print("run: created superuser admin with password: " + password)
         print("run:   (shown only this once; change it with: .venv/bin/python manage.py changepassword admin)")
+# The default approver groups exist from the start, so a newcomer only has to add people to them.
+from django.conf import settings
+from django.contrib.auth.models import Group
+for name in settings.DAC_DEFAULT_APPROVERS:
+    Group.objects.get_or_create(name=name)
 '
 
 shopt -s nullglob

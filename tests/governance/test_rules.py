@@ -143,3 +143,19 @@ def test_min_approvals_more_than_the_group_is_an_error_naming_the_step(db, peopl
     assert "min_approvals 3 is more than the 2 active member(s) of tech_lead" in error.message
     doc["steps"][0]["approval"]["min_approvals"] = 2
     apply_yaml(yaml.safe_dump(doc))  # two members can reach two approvals
+
+
+def test_the_sweep_evaluates_time_conditions_of_running_instances_once(live, people):
+    from governance.escalations.deadlines import conditions_sweep
+
+    apply_yaml(blueprint(escalation=[{"condition": "workflow_duration > 1s", "action": "notify_team_lead",
+                                      "level": "intervention"}],
+                         steps=[{"id": "slow", "action": "sleep", "with": {"seconds": 4}}]))
+    instance = start("deploy")
+    wait_until(lambda: step(instance, "slow").status == "running", message="the slow step to run")
+    wait_until(lambda: conditions_sweep() == 1, timeout=10, interval=0.2, message="the sweep to fire")
+    assert conditions_sweep() == 0  # at most once per instance
+    (notice,) = escalations(instance)
+    assert (notice.level, notice.gate, notice.type) == ("intervention", "none", "notify_team_lead")
+    assert notice.context["facts"]["workflow_duration"]
+    assert finished(instance).status == "completed"
