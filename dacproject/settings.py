@@ -61,6 +61,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "governance.context_processors.inbox",
             ],
         },
     },
@@ -119,16 +120,27 @@ CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=Fa
 # every task); orchestration.apps drops unusable or old ones around each task instead.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Tasks of the capability packages (autodiscovery finds only each app's `tasks` module).
-CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks"]
+CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks", "governance.notifications.tasks",
+                  "governance.escalations.tasks"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dac-sweep-timeouts": {
         "task": "orchestration.tasks.sweep_timeouts",
         "schedule": env.float("DAC_SWEEP_INTERVAL_SECONDS", default=10.0),
     },
+    "dac-escalations-sweep": {
+        "task": "governance.escalations.tasks.escalations_sweep",
+        "schedule": env.float("DAC_ESCALATION_SWEEP_INTERVAL_SECONDS", default=2.0),
+    },
     "dac-reconcile": {
         "task": "orchestration.tasks.reconcile",
         "schedule": env.float("DAC_RECONCILE_INTERVAL_SECONDS", default=5.0),
+    },
+    # Chains the audit rows committed since (governance.audit): the window in which a new audit
+    # row is not yet covered by the hash chain.
+    "dac-audit-seal": {
+        "task": "governance.tasks.audit_seal",
+        "schedule": env.float("DAC_AUDIT_SEAL_INTERVAL_SECONDS", default=2.0),
     },
 }
 
@@ -195,3 +207,35 @@ DAC_EVENT_RECONCILE_WINDOW_SECONDS = env.float("DAC_EVENT_RECONCILE_WINDOW_SECON
 # A task that finishes a step runs a plain successor inline (no broker trip) for this long at
 # most; past it, successors go back through the queue so long chains cannot hog a process.
 DAC_INLINE_BUDGET_SECONDS = env.float("DAC_INLINE_BUDGET_SECONDS", default=1.0)
+
+# --- Governance (DESIGN §7) ----------------------------------------------------------------
+# Approver groups of a gate that names none (and whose blueprint names no governance.approvers).
+DAC_DEFAULT_APPROVERS = env.list("DAC_DEFAULT_APPROVERS", default=["approvers"])
+# Whether the user who started an instance may decide its escalations (four-eyes when off).
+DAC_ALLOW_SELF_APPROVAL = env.bool("DAC_ALLOW_SELF_APPROVAL", default=False)
+
+# --- Notifications (DESIGN §7.3; governance/notifications) --------------------------------
+# Used when a workflow's blueprint has no `governance.notifications`: one webhook URL, a comma
+# list of addresses, for these escalation levels.
+DAC_NOTIFY_WEBHOOK_URL = env.str("DAC_NOTIFY_WEBHOOK_URL", default="")
+DAC_NOTIFY_EMAILS = env.list("DAC_NOTIFY_EMAILS", default=[])
+DAC_NOTIFY_LEVELS = env.list("DAC_NOTIFY_LEVELS", default=["info", "review", "approval", "intervention"])
+DAC_NOTIFY_TIMEOUT_SECONDS = env.float("DAC_NOTIFY_TIMEOUT_SECONDS", default=5.0)
+# A failed send is tried again after base, 2*base, 4*base... seconds (at most the max), up to MAX_TRIES.
+DAC_NOTIFY_MAX_TRIES = env.int("DAC_NOTIFY_MAX_TRIES", default=5)
+DAC_NOTIFY_RETRY_BASE_SECONDS = env.float("DAC_NOTIFY_RETRY_BASE_SECONDS", default=1.0)
+DAC_NOTIFY_RETRY_MAX_SECONDS = env.float("DAC_NOTIFY_RETRY_MAX_SECONDS", default=300.0)
+# A pending delivery due this long ago lost its message (or its worker): the reconciler sends it again.
+DAC_NOTIFY_RECONCILE_AFTER_SECONDS = env.float("DAC_NOTIFY_RECONCILE_AFTER_SECONDS", default=10.0)
+# Links in notifications point here.
+DAC_BASE_URL = env.str("DAC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=DAC_NOTIFY_TIMEOUT_SECONDS)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dac@localhost")
+# --- end of notifications -------------------------------------------------------------------

@@ -79,11 +79,7 @@ def _decide(escalation_id, decision, comment, actor):
     comment = _checked_comment(comment)
     decision = _checked_decision(escalation, decision, comment)
     check_may_decide(actor, escalation)
-    _, name = actor_parts(actor)
-    if escalation.decisions.filter(user_name=name).exists():
-        raise Conflict(f"'{name}' has already decided escalation {escalation.id}; each person counts once")
-    Decision.objects.create(escalation=escalation, user=actor if is_user(actor) else None, user_name=name,
-                            decision=decision, comment=comment, shown_sha256=shown_digest(escalation))
+    name = _record(escalation, actor, decision, comment)
     audit_record(actor=actor, verb=f"escalation.{'acknowledge' if decision == ACKNOWLEDGE else 'decide'}",
                  target_type="escalation", target_id=escalation.id,
                  details={"decision": decision, "comment": comment, "shown_sha256": shown_digest(escalation)})
@@ -94,6 +90,24 @@ def _decide(escalation_id, decision, comment, actor):
         if resolution is not None:
             _resolve(escalation, instance, resolution, by=name, comment=comment, actor=actor)
     return escalation
+
+
+def _record(escalation, actor, decision, comment):
+    """One Decision per person: an acknowledgement may later become their decision, nothing else
+    may be decided twice."""
+    _, name = actor_parts(actor)
+    earlier = escalation.decisions.filter(user_name=name).first()
+    if earlier is not None and (earlier.decision != ACKNOWLEDGE or decision == ACKNOWLEDGE):
+        raise Conflict(f"'{name}' has already {'acknowledged' if decision == ACKNOWLEDGE else 'decided'} "
+                       f"escalation {escalation.id}; each person counts once")
+    fields = {"decision": decision, "comment": comment, "shown_sha256": shown_digest(escalation),
+              "at": timezone.now()}
+    if earlier is not None:
+        Decision.objects.filter(pk=earlier.pk).update(**fields)
+    else:
+        Decision.objects.create(escalation=escalation, user=actor if is_user(actor) else None, user_name=name,
+                                **fields)
+    return name
 
 
 def _acknowledge(escalation, instance, actor, name, comment):

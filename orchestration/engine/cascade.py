@@ -43,9 +43,9 @@ def stop_instance(instance, status, *, family_locked=False):
 def release_parked(instance, plan, step_run_ids, *, reason, family_locked=False):
     """Cancel the open waits of these steps and terminate their supervised children.
 
-    Before the first child is stopped (and audited: the audit chain's lock comes last in every
-    transaction), every active descendant is locked, parents before children, so a cascade
-    takes its locks in the same order as any other transaction and cannot deadlock with one."""
+    Before the first child is stopped, every active descendant is locked, parents before
+    children, so a cascade takes its locks in the same order as any other transaction and
+    cannot deadlock with one."""
     if not step_run_ids:
         return
     EventWait.objects.filter(step_run_id__in=step_run_ids, status="waiting").update(

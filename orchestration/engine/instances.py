@@ -118,7 +118,6 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
     runs = advance(instance, plan, effects, runs={r.step_id: r for r in runs}, fresh=True,
                    inline_queue=inline.queue if inline else None, preready=[r for r in runs if r.step_id in first])
     instance.inline_claim = continue_inline(effects, inline, runs) if effects.inline is not None else None
-    # Last, so the audit chain's lock is held for as short a time as possible.
     audit_record(actor=actor, verb="instance.start", target_type="instance", target_id=instance.id,
                  details={"workflow": workflow, "version": version.number,
                           "trigger": instance.trigger.get("type")})

@@ -171,3 +171,17 @@ def test_terminating_an_instance_expires_its_open_gate(live, people):
     assert (gate.status, gate.closed_reason) == ("expired", "the instance terminated")
     assert WorkflowInstance.objects.get(id=instance.id).status == "terminated"
     assert Event.objects.filter(event_type="governance.escalation.expired", payload__escalation=str(gate.id)).exists()
+
+
+def test_acknowledging_marks_a_gate_looked_at_and_the_same_person_may_still_decide(live, people):
+    apply_spec(spec({"approvers": ["tech_lead"]}))
+    instance = start("release")
+    gate = gate_of(instance)
+    escalation_decide(escalation_id=gate.id, decision="acknowledge", actor=people["alice"])
+    gate.refresh_from_db()
+    assert (gate.status, gate.assignee_id) == ("acknowledged", people["alice"].id)
+    with pytest.raises(Conflict, match="already acknowledged"):
+        escalation_decide(escalation_id=gate.id, decision="acknowledge", actor=people["alice"])
+    escalation_decide(escalation_id=gate.id, decision="approve", comment="checked", actor=people["alice"])
+    assert finished(instance).status == "completed"
+    assert [(d.user_name, d.decision) for d in gate.decisions.all()] == [("alice", "approve")]

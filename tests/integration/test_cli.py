@@ -5,6 +5,7 @@ import sys
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.management import CommandError, call_command
 
 from governance.models import AuditEntry
@@ -75,8 +76,10 @@ def test_apply_twice_then_run_wait_prints_the_result(live, flow_file):
     assert result.returncode == 2  # the gate parks it: --timeout elapses
     summary = json.loads(result.stdout)
     assert summary["status"] == "waiting"
+    carol = User.objects.create_user("carol", is_staff=True)
+    carol.groups.add(Group.objects.get_or_create(name="approvers")[0])
     dac("approve", summary["id"], "--step", "gate", "--comment", "ok", "--as", "carol")
-    assert AuditEntry.objects.filter(verb="step.approve", actor_name="carol").exists()
+    assert AuditEntry.objects.filter(verb="escalation.decide", actor_name="carol").exists()
     wait_until(lambda: json.loads(dac("status", summary["id"], "--json")[0])["status"] == "completed")
     status = json.loads(dac("status", summary["id"], "--json")[0])
     assert set(status) == {"id", "workflow", "version", "status", "priority", "result", "error", "parent", "children",
