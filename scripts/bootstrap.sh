@@ -6,6 +6,8 @@
 #   scripts/bootstrap.sh                 everything, including `migrate`
 #   scripts/bootstrap.sh --no-migrate    everything but `migrate`   (also: DAC_BOOTSTRAP_MIGRATE=0)
 #   scripts/bootstrap.sh --venv-only     only .venv and its packages
+#   scripts/bootstrap.sh --browser       also Debian's `chromium` (/usr/bin/chromium) for the browser
+#                                        tests (also: DAC_BOOTSTRAP_BROWSER=1); `make test` passes it
 #
 # DATABASE_URL / REDIS_URL are respected; services are only started or installed when
 # they point at this machine (localhost, 127.0.0.1, ::1, or a local socket).
@@ -88,6 +90,32 @@ ensure_venv() {
     else
         say ".venv up to date"
     fi
+}
+
+# --- Chromium for the browser tests (tests/browser, Playwright) ----------------------------------
+# Playwright drives the OS package's /usr/bin/chromium; `playwright install` (a download) is never used.
+
+CHROMIUM=/usr/bin/chromium
+
+chromium_ok() { [ -x "$CHROMIUM" ] && "$CHROMIUM" --version >/dev/null 2>&1; }
+
+ensure_chromium() {
+    if ! chromium_ok; then
+        say "$CHROMIUM is missing (or does not run); the browser tests (tests/browser) need Debian's chromium"
+        have apt-get || die "please install Chromium as $CHROMIUM (Debian/Ubuntu package: chromium); no apt-get here"
+        if [ "$(id -u)" -ne 0 ] && ! have sudo; then
+            die "installing chromium needs root: run \`apt-get install -y chromium\` as root, then make test again"
+        fi
+        # The package lists are usually fresh enough; update only when the first try fails.
+        say "apt-get install chromium"
+        if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+                >/dev/null 2>&1; then
+            say "apt-get install chromium failed; refreshing the package lists and trying again"
+            apt_install chromium
+        fi
+        chromium_ok || die "chromium was installed but \`$CHROMIUM --version\` fails"
+    fi
+    say "$("$CHROMIUM" --version 2>/dev/null | head -n1) at $CHROMIUM"
 }
 
 # --- Probing the services (one Python process: parses the URLs like settings.py does) --------
@@ -318,16 +346,18 @@ ensure_redis() {
 # --- main -------------------------------------------------------------------------------------------
 
 bootstrap_main() {
-    local migrate="${DAC_BOOTSTRAP_MIGRATE:-1}" venv_only=0 arg
+    local migrate="${DAC_BOOTSTRAP_MIGRATE:-1}" venv_only=0 browser="${DAC_BOOTSTRAP_BROWSER:-0}" arg
     for arg in "$@"; do
         case "$arg" in
             --no-migrate) migrate=0 ;;
             --venv-only) venv_only=1 ;;
-            *) die "unknown option: $arg (use --no-migrate or --venv-only)" ;;
+            --browser) browser=1 ;;
+            *) die "unknown option: $arg (use --no-migrate, --venv-only or --browser)" ;;
         esac
     done
     cd "$ROOT"
     ensure_venv
+    [ "$browser" = 1 ] && ensure_chromium
     [ "$venv_only" = 1 ] && return 0
     probe all
     ensure_postgres

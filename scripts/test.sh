@@ -11,7 +11,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 # The suite creates its own test database, so the development database needs no migrate.
-bash "$ROOT/scripts/bootstrap.sh" --no-migrate
+# --browser: Debian's chromium for tests/browser (Playwright), installed with apt-get when missing.
+bash "$ROOT/scripts/bootstrap.sh" --no-migrate --browser
 
 lint_status=0
 if [ "${DAC_TEST_LINT:-1}" != 0 ]; then

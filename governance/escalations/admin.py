@@ -66,7 +66,8 @@ class EscalationAdmin(ReadOnlyModelAdmin):
         return self.has_module_permission(request)
 
     def get_queryset(self, request):
-        query = selectors.with_open_first(super().get_queryset(request).select_related("assignee", "instance"))
+        # Annotated before any ordering: the inbox orders by the annotation.
+        query = selectors.with_open_first(Escalation.objects.select_related("assignee", "instance"))
         if may_decide_any(request.user):
             return query
         return selectors.decidable_by(request.user, query)
