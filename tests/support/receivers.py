@@ -5,40 +5,21 @@ import socket
 import threading
 from email import message_from_bytes
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from aiosmtpd.controller import Controller
 
+from tests.support.stub_server import LocalHTTPServer
 
-class HttpReceiver:
+
+class HttpReceiver(LocalHTTPServer):
     """Records every POST; answers 500 to the first `fail_first` of them, then `status`."""
 
     def __init__(self, *, fail_first=0, status=200):
-        self.requests = []
         self.fail_first = fail_first
         self.status = status
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self):
-        host, port = self._server.server_address
-        return f"http://{host}:{port}"
-
-    def start(self):
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        super().__init__()
 
     def _record(self, request):
         """Append the request; the status to answer it with."""

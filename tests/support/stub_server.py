@@ -5,7 +5,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class StubServer:
+class LocalHTTPServer:
+    """A threaded HTTP server on a free loopback port; subclasses give `_handler()`."""
+
     def __init__(self):
         self.requests = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -23,6 +25,18 @@ class StubServer:
     def stop(self):
         self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _handler(self):
+        raise NotImplementedError
+
+
+class StubServer(LocalHTTPServer):
 
     def _handler(stub):
         class Handler(BaseHTTPRequestHandler):
