@@ -16,6 +16,7 @@ from dacproject.redis_client import client as redis_client
 logger = logging.getLogger(__name__)
 
 POLICY_VERSION_KEY = "dac:governance:policy-version"
+RULE_KEYS = frozenset({"name", "when", "action"})
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,6 @@ class Policy:
     approvers: tuple = ()
     rules: tuple = ()
     escalations: tuple = ()
-    notifications: tuple = ()
 
     @property
     def watches_steps(self):
@@ -60,9 +60,9 @@ def policy_from_blueprint_spec(spec):
         approval_required=frozenset(governance.get("approval_required") or ()),
         auto_approve=frozenset(governance.get("auto_approve") or ()),
         approvers=tuple(governance.get("approvers") or ()),
-        rules=tuple(r for r in governance.get("rules") or () if r),
+        # Entries as `dac apply` normalised them (a spec stored by an older version is skipped).
+        rules=tuple(r for r in governance.get("rules") or () if isinstance(r, dict) and RULE_KEYS <= r.keys()),
         escalations=tuple(e for e in coordination.get("escalation") or () if isinstance(e, dict) and "key" in e),
-        notifications=tuple(n for n in governance.get("notifications") or () if n),
     )
 
 
