@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from dacproject.nul import UNSTORABLE, unstorable
 from orchestration.dag import status_colours
 
 from .audit import audit_seal, audit_verify
@@ -108,6 +109,13 @@ class ReadOnlyModelAdmin(ViewOnly, admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return ListColumnsChangeList if self.list_deferred_fields else super().get_changelist(request, **kwargs)
+
+    def changelist_view(self, request, extra_context=None):
+        """A filter value PostgreSQL cannot store matches nothing: say so instead of failing."""
+        if any(unstorable(value) for values in request.GET.lists() for value in values[1]):
+            messages.error(request, f"Filter values {UNSTORABLE}.")
+            return HttpResponseRedirect(request.path)
+        return super().changelist_view(request, extra_context)
 
 
 class ReadOnlyTabularInline(ViewOnly, admin.TabularInline):

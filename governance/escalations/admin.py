@@ -18,15 +18,26 @@ from orchestration.engine.errors import EngineError
 
 from . import selectors, services
 from .models import Decision, Escalation
-from .permissions import Refused, check_may_decide, may_decide_any
+from .permissions import Refused, check_may_decide
 from .states import ACKNOWLEDGE, OPEN, REJECT, Gate
 
 
-class DecisionInline(ReadOnlyTabularInline):
+class InboxInline(ReadOnlyTabularInline):
+    """Shown to whoever may see the escalation (its inbox page decides that)."""
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+
+class DecisionInline(InboxInline):
     model = Decision
     fields = ("at", "user_name", "decision", "comment", "shown_sha256")
     show_change_link = False
     verbose_name_plural = "decisions"
+
+
+class DeliveryInline(InboxInline, NotificationDeliveryInline):
+    pass
 
 
 class WorkflowFilter(admin.SimpleListFilter):
@@ -34,7 +45,8 @@ class WorkflowFilter(admin.SimpleListFilter):
     parameter_name = "workflow"
 
     def lookups(self, request, model_admin):
-        names = Escalation.objects.order_by("workflow").values_list("workflow", flat=True).distinct()[:100]
+        visible = selectors.decidable_by(request.user, Escalation.objects.all())
+        names = visible.order_by("workflow").values_list("workflow", flat=True).distinct()[:100]
         return [(name, name) for name in names]
 
     def queryset(self, request, queryset):
@@ -56,7 +68,7 @@ class EscalationAdmin(ReadOnlyModelAdmin):
                                     "timeout_action", "escalate_to", "previous")}),
         ("Outcome", {"fields": ("resolution", "resolved_by", "resolved_at", "closed_reason", "created_at")}),
     )
-    inlines = (DecisionInline, NotificationDeliveryInline)
+    inlines = (DecisionInline, DeliveryInline)
 
     # Any active staff user has an inbox; what it lists is what they may decide.
     def has_module_permission(self, request):
@@ -67,9 +79,7 @@ class EscalationAdmin(ReadOnlyModelAdmin):
 
     def get_queryset(self, request):
         # Annotated before any ordering: the inbox orders by the annotation.
-        query = selectors.with_open_first(Escalation.objects.select_related("assignee", "instance"))
-        if may_decide_any(request.user):
-            return query
+        query = selectors.with_open_first(selectors.escalations_query().select_related("instance"))
         return selectors.decidable_by(request.user, query)
 
     def get_ordering(self, request):
@@ -113,7 +123,7 @@ class EscalationAdmin(ReadOnlyModelAdmin):
         """POST decision=approve|reject|acknowledge|<option>, comment."""
         decision = request.POST.get("decision", "")
         comment = request.POST.get("comment", "").strip()
-        if decision == REJECT and not comment:
+        if decision in (REJECT, "rejected") and not comment:
             messages.error(request, "Give a reason to reject.")
             return self._page(escalation_id)
         try:

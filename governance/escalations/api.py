@@ -41,7 +41,10 @@ class EscalationViewSet(viewsets.GenericViewSet):
         if filters["instance"] and as_uuid(filters["instance"]) is None:
             raise ValidationError({"instance": ["must be an instance id (a UUID)"]})
         query = selectors.escalations_filtered(**filters)
-        if self.request.query_params.get("decidable") in ("1", "true"):
+        decidable = self.request.query_params.get("decidable", "false")
+        if decidable not in ("1", "true", "0", "false"):
+            raise ValidationError({"decidable": ["must be true or false"]})
+        if decidable in ("1", "true"):
             query = selectors.inbox_order(selectors.decidable_by(self.request.user, query))
         return query
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dacproject.ids import as_uuid
+from dacproject.nul import UNSTORABLE, unstorable
 from governance.audit import actor_parts, audit_record
 from orchestration.engine.errors import Conflict, InvalidRequest, NotFound
 
@@ -173,6 +174,9 @@ def _inputs_digest(escalation):
 def _assign(escalation_id, username, comment, actor):
     escalation, _ = _locked(escalation_id)
     _check_open(escalation)
+    if not isinstance(username, str) or unstorable(username):
+        raise InvalidRequest("user must be a username", details={"field": "user"})
+    comment = _checked_comment(comment)
     user = get_user_model().objects.filter(username=username, is_active=True).first() if username else None
     if user is None:
         raise InvalidRequest(f"no active user '{username}' to assign escalation {escalation.id} to",
@@ -181,7 +185,7 @@ def _assign(escalation_id, username, comment, actor):
     escalation.assignee = user
     escalation.save(update_fields=["assignee"])
     audit_record(actor=actor, verb="escalation.assign", target_type="escalation", target_id=escalation.id,
-                 details={"assignee": user.get_username(), "comment": _checked_comment(comment)})
+                 details={"assignee": user.get_username(), "comment": comment})
     return escalation
 
 
@@ -212,11 +216,13 @@ def _checked_comment(comment):
         raise InvalidRequest("comment must be text", details={"field": "comment"})
     if len(comment) > MAX_COMMENT:
         raise InvalidRequest(f"comment is longer than {MAX_COMMENT} characters", details={"field": "comment"})
+    if unstorable(comment):
+        raise InvalidRequest(f"comment {UNSTORABLE}", details={"field": "comment"})
     return comment.strip()
 
 
 def _checked_decision(escalation, decision, comment):
-    if not isinstance(decision, str) or not decision:
+    if not isinstance(decision, str) or not decision or unstorable(decision):
         raise InvalidRequest("a decision is required: approve, reject, acknowledge or one of the options",
                              details={"field": "resolution"})
     decision = {"approved": APPROVE, "rejected": REJECT, "acknowledged": ACKNOWLEDGE}.get(decision, decision)

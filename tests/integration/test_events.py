@@ -183,6 +183,7 @@ def test_pause_resume_terminate_and_time_out_are_lifecycle_events(live):
     engine.instance_terminate(instance_id=instance.id, actor="test", reason="enough")
     types = list(Event.objects.filter(source_instance_id=instance.id).order_by("timestamp")
                  .values_list("event_type", flat=True))
-    assert types == ["workflow.started", "workflow.paused", "workflow.resumed", "workflow.terminated"]
+    assert types == ["workflow.started", "governance.escalation.created", "workflow.paused", "workflow.resumed",
+                     "workflow.terminated", "governance.escalation.expired"]
     ended = Event.objects.get(source_instance_id=instance.id, event_type="workflow.terminated")
     assert ended.payload["error"]["message"] == "enough" and ended.correlation_id == str(instance.id)
