@@ -26,8 +26,11 @@ def opened(escalation, instance, *, actor=None):
                           "step": escalation.step_id or None})
 
 
-def resolved(escalation, instance, *, actor, comment=""):
+def resolved(escalation, instance, *, actor, comment="", audited=False):
+    """`audited`: the decision that resolved it has its audit row already."""
     _announce(escalation, instance, "resolved")
+    if audited:
+        return
     audit_record(actor=actor, verb="escalation.resolve", target_type="escalation", target_id=escalation.id,
                  details={"resolution": escalation.resolution, "comment": comment,
                           "instance": str(escalation.instance_id) if escalation.instance_id else None,

@@ -46,6 +46,15 @@ def escalation_decide(*, escalation_id, decision, comment="", actor):
         raise
 
 
+def _decide_known(escalation, decision, comment, actor):
+    """escalation_decide for an escalation just read (its instance known: one query fewer)."""
+    try:
+        return _decide(escalation.id, decision, comment, actor, instance_id=escalation.instance_id)
+    except Refused as refusal:
+        _audit_refusal(escalation.id, decision, actor, refusal)
+        raise
+
+
 def escalation_assign(*, escalation_id, user, comment="", actor):
     """Reassign an open escalation to `user` (a username), who may then decide it."""
     try:
@@ -74,30 +83,31 @@ def escalation_for_step(*, instance_id, step_id):
 
 
 @transaction.atomic
-def _decide(escalation_id, decision, comment, actor):
-    escalation, instance = _locked(escalation_id)
+def _decide(escalation_id, decision, comment, actor, *, instance_id=None):
+    escalation, instance = _locked(escalation_id, instance_id=instance_id)
     _check_open(escalation)
     comment = _checked_comment(comment)
     decision = _checked_decision(escalation, decision, comment)
     check_may_decide(actor, escalation)
-    name = _record(escalation, actor, decision, comment)
+    name, votes = _record(escalation, actor, decision, comment)
+    resolution = None if decision == ACKNOWLEDGE else _resolution(escalation, decision, votes)
+    details = {"decision": decision, "comment": comment, "shown_sha256": shown_digest(escalation)}
     audit_record(actor=actor, verb=f"escalation.{'acknowledge' if decision == ACKNOWLEDGE else 'decide'}",
                  target_type="escalation", target_id=escalation.id,
-                 details={"decision": decision, "comment": comment, "shown_sha256": shown_digest(escalation)})
+                 details={**details, "resolution": resolution} if resolution else details)
     if decision == ACKNOWLEDGE:
         _acknowledge(escalation, instance, actor, name, comment)
-    else:
-        resolution = _resolution(escalation, decision)
-        if resolution is not None:
-            _resolve(escalation, instance, resolution, by=name, comment=comment, actor=actor)
+    elif resolution is not None:  # this decision's audit row records the resolution too
+        _resolve(escalation, instance, resolution, by=name, comment=comment, actor=actor, audited=True)
     return escalation
 
 
 def _record(escalation, actor, decision, comment):
     """One Decision per person: an acknowledgement may later become their decision, nothing else
-    may be decided twice."""
+    may be decided twice. Returns (the person's name, every approving vote in order, this one last)."""
     _, name = actor_parts(actor)
-    earlier = escalation.decisions.filter(user_name=name).first()
+    decisions = list(escalation.decisions.order_by("at", "id"))
+    earlier = next((d for d in decisions if d.user_name == name), None)
     if earlier is not None and (earlier.decision != ACKNOWLEDGE or decision == ACKNOWLEDGE):
         raise Conflict(f"'{name}' has already {'acknowledged' if decision == ACKNOWLEDGE else 'decided'} "
                        f"escalation {escalation.id}; each person counts once")
@@ -108,13 +118,15 @@ def _record(escalation, actor, decision, comment):
     else:
         Decision.objects.create(escalation=escalation, user=actor if is_user(actor) else None, user_name=name,
                                 **fields)
-    return name
+    votes = [d.decision for d in decisions if d.user_name != name and d.decision not in (ACKNOWLEDGE, REJECT)]
+    return name, votes + ([decision] if decision not in (ACKNOWLEDGE, REJECT) else [])
 
 
 def _acknowledge(escalation, instance, actor, name, comment):
     """A notice is done once acknowledged; a gate stays open, now known to be looked at."""
     if escalation.gate == Gate.NONE:
-        _resolve(escalation, instance, RESOLUTION_OF[ACKNOWLEDGE], by=name, comment=comment, actor=actor)
+        _resolve(escalation, instance, RESOLUTION_OF[ACKNOWLEDGE], by=name, comment=comment, actor=actor,
+                 audited=True)
         return
     if escalation.status == E.PENDING:
         _move(escalation, E.ACKNOWLEDGED)
@@ -123,11 +135,10 @@ def _acknowledge(escalation, instance, actor, name, comment):
         escalation.save(update_fields=["status", "assignee"])
 
 
-def _resolution(escalation, decision):
+def _resolution(escalation, decision, votes):
     """The resolution the decisions so far reach, or None while approvals are missing."""
     if decision == REJECT:
         return RESOLUTION_OF[REJECT]
-    votes = [d.decision for d in escalation.decisions.order_by("at", "id") if d.decision not in (ACKNOWLEDGE, REJECT)]
     if len(votes) < escalation.min_approvals:
         return None
     # The most chosen option wins; between equals, the latest choice.
@@ -140,7 +151,7 @@ def resolve_now(escalation, instance, *, option, by, comment="", actor=None):
     _resolve(escalation, instance, RESOLUTION_OF.get(option, option), by=by, comment=comment, actor=actor)
 
 
-def _resolve(escalation, instance, resolution, *, by, comment, actor):
+def _resolve(escalation, instance, resolution, *, by, comment, actor, audited=False):
     from orchestration.engine.approvals import approval_granted, approval_refused, instance_gate_lifted
     from orchestration.engine.effects import Effects
     from orchestration.engine.plan import plan_for_version_id
@@ -148,7 +159,7 @@ def _resolve(escalation, instance, resolution, *, by, comment, actor):
     _move(escalation, E.RESOLVED)
     escalation.resolution, escalation.resolved_by, escalation.resolved_at = resolution, by, timezone.now()
     escalation.save(update_fields=["status", "resolution", "resolved_by", "resolved_at"])
-    effects.resolved(escalation, instance, actor=actor, comment=comment)
+    effects.resolved(escalation, instance, actor=actor, comment=comment, audited=audited)
     if instance is None or escalation.gate == Gate.NONE:
         return
     option = {v: k for k, v in RESOLUTION_OF.items()}.get(resolution, resolution)
@@ -189,12 +200,13 @@ def _assign(escalation_id, username, comment, actor):
     return escalation
 
 
-def _locked(escalation_id):
+def _locked(escalation_id, *, instance_id=None):
     """(escalation, its instance), both locked: the instance first, as the engine does."""
     from orchestration.engine.steps import lock_instance
 
     key = as_uuid(escalation_id)
-    instance_id = Escalation.objects.filter(id=key).values_list("instance_id", flat=True).first() if key else None
+    if instance_id is None and key:
+        instance_id = Escalation.objects.filter(id=key).values_list("instance_id", flat=True).first()
     if instance_id is None and not (key and Escalation.objects.filter(id=key).exists()):
         raise NotFound(f"escalation '{escalation_id}' not found")
     instance = lock_instance(instance_id) if instance_id else None
@@ -257,4 +269,4 @@ def step_decide(*, instance_id, step_id, decision, comment="", actor):
     """Decide the open escalation of a step parked for approval (`dac approve ID --step S`,
     `instances/{id}/approve/`): the same service, so the same checks."""
     escalation = escalation_for_step(instance_id=instance_id, step_id=step_id)
-    return escalation_decide(escalation_id=escalation.id, decision=decision, comment=comment, actor=actor)
+    return _decide_known(escalation, decision, comment, actor)
