@@ -6,6 +6,8 @@ commit with the parked step, or not at all.
 - `open_step_gate`: park it behind an `approval` escalation (or resolve one by policy at once).
 - `conditions_fire`: `coordination.escalation` conditions, each at most once per instance.
 """
+from dataclasses import replace
+
 from django.utils import timezone
 
 from governance.conditions import parse
@@ -13,7 +15,7 @@ from governance.conditions import parse
 from .facts import InstanceFacts, step_operations
 from .models import Escalation
 from .policy import Requirement, default_approvers
-from .states import EscalationLevel, EscalationStatus, Gate
+from .states import RESOLUTION_OF, EscalationLevel, EscalationStatus, Gate, lets_step_run
 
 POLICY_ACTOR = "policy:auto_approve"
 
@@ -34,7 +36,7 @@ def step_requirement(step, policy, facts, *, agent_requires=False):
         if rule["when"] and parse(rule["when"]).evaluate(facts):
             return _apply_rule(rule, base, types, policy, required_by_type)
     if base is not None and types & policy.auto_approve and not required_by_type:
-        return _replace(base, auto_approve=True, reasons=(f"auto_approve: {sorted(types & policy.auto_approve)[0]}",))
+        return replace(base, auto_approve=True, reasons=(f"auto_approve: {sorted(types & policy.auto_approve)[0]}",))
     return base
 
 
@@ -52,17 +54,13 @@ def _requirement_from(own, types, policy):
     )
 
 
-def _replace(requirement, **changes):
-    return Requirement(**{**requirement.__dict__, **changes})
-
-
 def _apply_rule(rule, base, types, policy, required_by_type):
     if rule["action"] == "auto_approve":
         if base is None:
             return None
         if required_by_type:  # approval_required wins over any auto approval
             return base
-        return _replace(base, auto_approve=True, rule=rule["name"], reasons=(f"rule {rule['name']}",))
+        return replace(base, auto_approve=True, rule=rule["name"], reasons=(f"rule {rule['name']}",))
     base = base or _requirement_from(None, types, policy)
     changes = {"rule": rule["name"], "reasons": (f"rule {rule['name']}: {rule['when']}",)}
     for name in ("approvers", "escalate_to"):
@@ -73,7 +71,7 @@ def _apply_rule(rule, base, types, policy, required_by_type):
             changes[name] = rule[name]
     if rule["action"] == "escalate":
         changes["level"] = EscalationLevel.INTERVENTION
-    return _replace(base, **changes)
+    return replace(base, **changes)
 
 
 def open_step_gate(instance, plan, run, step, requirement, shown):
@@ -95,14 +93,16 @@ def open_step_gate(instance, plan, run, step, requirement, shown):
         timeout_action=requirement.timeout_action if requirement.timeout_seconds else "",
         escalate_to=list(requirement.escalate_to), created_at=now,
     )
-    if requirement.auto_approve:
-        escalation.status, escalation.resolution = EscalationStatus.RESOLVED, "approved"
+    # Policy chooses the first option that lets the step run (approve, unless options say otherwise).
+    option = next(o for o in requirement.options if lets_step_run(o)) if requirement.auto_approve else None
+    if option:
+        escalation.status, escalation.resolution = EscalationStatus.RESOLVED, RESOLUTION_OF.get(option, option)
         escalation.resolved_by, escalation.resolved_at = POLICY_ACTOR, now
     escalation.save(force_insert=True)
     effects.opened(escalation, instance)
-    if requirement.auto_approve:
+    if option:
         effects.resolved(escalation, instance, actor=POLICY_ACTOR)
-        return {"option": "approve", "by": POLICY_ACTOR, "comment": "; ".join(requirement.reasons),
+        return {"option": option, "by": POLICY_ACTOR, "comment": "; ".join(requirement.reasons),
                 "escalation": str(escalation.id)}
     return None
 
