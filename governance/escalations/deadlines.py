@@ -84,14 +84,14 @@ def conditions_sweep():
     """Evaluate `coordination.escalation` conditions (e.g. `workflow_duration > 4h`) for running
     instances of governed workflows; each instance in its own transaction."""
     from orchestration.models import WorkflowInstance
-    from registry.models import WorkflowDefinition
+    from registry.models import Blueprint
 
-    governed = [d for d, spec in WorkflowDefinition.objects.filter(blueprint__isnull=False)
-                .values_list("id", "blueprint__spec") if (spec.get("coordination") or {}).get("escalation")]
+    governed = [b for b, spec in Blueprint.objects.values_list("id", "spec")
+                if (spec.get("coordination") or {}).get("escalation")]
     if not governed:
         return 0
-    candidates = (WorkflowInstance.objects.filter(definition_id__in=governed, status__in=[I.RUNNING, I.WAITING],
-                                                  gated=False)
+    candidates = (WorkflowInstance.objects.filter(definition__blueprint_id__in=governed,
+                                                  status__in=[I.RUNNING, I.WAITING], gated=False)
                   .order_by("updated_at").values_list("id", flat=True)[:SWEEP_BATCH])
     return sum(1 for instance_id in list(candidates) if _conditions_now(instance_id))
 

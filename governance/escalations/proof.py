@@ -9,6 +9,12 @@ def digest(value):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def inputs_digest(shown):
+    """The proof a gated step checks before it runs: sha256 of the resolved inputs its approvers
+    were shown (None for what has no inputs of its own: foreach items, children, waits)."""
+    return digest(shown["inputs"]) if "inputs" in shown else None
+
+
 def shown_digest(escalation):
     """What a decision records: the escalation's context (the step's resolved inputs and why it was raised)."""
     return digest(escalation.context)

@@ -18,7 +18,7 @@ from orchestration.engine.errors import Conflict, InvalidRequest, NotFound
 from . import effects
 from .models import Decision, Escalation
 from .permissions import Refused, check_may_assign, check_may_decide, is_user
-from .proof import shown_digest
+from .proof import inputs_digest, shown_digest
 from .states import (
     ACKNOWLEDGE,
     APPROVE,
@@ -169,16 +169,10 @@ def _resolve(escalation, instance, resolution, *, by, comment, actor, audited=Fa
     if escalation.gate == Gate.INSTANCE:
         instance_gate_lifted(instance, plan, approved=lets_step_run(option), decision=decision, effects=work)
     else:
-        decision["inputs_sha256"] = _inputs_digest(escalation)
+        decision["inputs_sha256"] = inputs_digest(escalation.context)
         release = approval_granted if lets_step_run(option) else approval_refused
         release(instance, plan, escalation.step_run_id, decision, work)
     work.send_on_commit()
-
-
-def _inputs_digest(escalation):
-    from .proof import digest
-
-    return digest(escalation.context["inputs"]) if "inputs" in escalation.context else None
 
 
 @transaction.atomic

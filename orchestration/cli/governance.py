@@ -51,10 +51,9 @@ def do_approve(cmd, id, step, reject, option, acknowledge, comment, as_user, jso
     who = actor(as_user)
     if step is not None:
         escalation = services.escalation_for_step(instance_id=id, step_id=step)
-    elif Escalation.objects.filter(id=as_uuid(id)).exists() if as_uuid(id) else False:
-        escalation = Escalation.objects.get(id=as_uuid(id))
     else:
-        escalation = _only_open_gate(id)
+        key = as_uuid(id)
+        escalation = (Escalation.objects.filter(id=key).first() if key else None) or _only_open_gate(id)
     escalation = services.escalation_decide(escalation_id=escalation.id, decision=decision, comment=comment,
                                             actor=who)
     escalation = selectors.escalations_query().get(id=escalation.id)

@@ -64,7 +64,9 @@ class Governance:
         shown = shown_to_approvers(self.instance, plan, runs, run, step)
         decision = open_step_gate(self.instance, plan, run, step, requirement, shown)
         if decision is not None:
-            run.decision = {**decision, "inputs_sha256": _inputs_digest(shown)}
+            from governance.escalations.proof import inputs_digest
+
+            run.decision = {**decision, "inputs_sha256": inputs_digest(shown)}
             StepRun.objects.filter(id=run.id).update(decision=run.decision, approved_by=decision["by"])
             return False
         run.status = S.WAITING_APPROVAL
@@ -102,14 +104,10 @@ def shown_to_approvers(instance, plan, runs, run, step):
     return mask(shown, scope["secrets"].used_values())
 
 
-def _inputs_digest(shown):
-    from governance.escalations.proof import digest
-
-    return digest(shown.get("inputs")) if "inputs" in shown else None
-
-
-def refers_to_itself(step):
-    return f"{step['id']}" in json.dumps(step["with"])
+def may_read_own_decision(step):
+    """Whether the step's inputs might name the step itself (`steps.<id>.decision`): a cheap,
+    generous test; a false positive only costs one more rendering."""
+    return step["id"] in json.dumps(step["with"])
 
 
 def approval_granted(instance, plan, step_run_id, decision, effects):

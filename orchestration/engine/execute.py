@@ -122,7 +122,7 @@ def check_approval_proof(claim, scope, inputs):
     from governance.escalations.proof import digest
 
     shown = inputs
-    if approvals.refers_to_itself(claim.step):
+    if approvals.may_read_own_decision(claim.step):
         own = {**scope["steps"][claim.step_id], "decision": None}
         at_gate = {**scope, "steps": {**scope["steps"], claim.step_id: own}}
         at_gate["nodes"] = at_gate["steps"]
