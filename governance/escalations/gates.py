@@ -47,11 +47,16 @@ def _requirement_from(own, types, policy):
         level=own.get("level") or "approval",
         approvers=tuple(own.get("approvers") or ()) or default_approvers(policy),
         min_approvals=own.get("min_approvals") or 1,
-        timeout_seconds=own.get("timeout_seconds"),
+        timeout_seconds=own.get("timeout_seconds") or _minutes_as_seconds(own.get("timeout_minutes")),
         timeout_action=own.get("timeout_action") or "reject",
         escalate_to=tuple(own.get("escalate_to") or ()),
         options=tuple(own.get("options") or ("approve", "reject")),
     )
+
+
+def _minutes_as_seconds(minutes):
+    """Versions registered before `timeout_seconds` existed keep their deadlines in minutes."""
+    return minutes * 60 if minutes else None
 
 
 def _apply_rule(rule, base, types, policy, required_by_type):
