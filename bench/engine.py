@@ -3,7 +3,6 @@ against a raw group, and approve -> the approved step running."""
 import time
 import uuid
 
-
 from .common import median, ms, start_instance, wait_finished, wait_until
 
 LINEAR_STEPS = 50
