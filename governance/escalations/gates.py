@@ -104,9 +104,10 @@ def open_step_gate(instance, plan, run, step, requirement, shown):
         escalation.status, escalation.resolution = EscalationStatus.RESOLVED, RESOLUTION_OF.get(option, option)
         escalation.resolved_by, escalation.resolved_at = POLICY_ACTOR, now
     escalation.save(force_insert=True)
-    effects.opened(escalation, instance)
+    # Decided by policy at once: on the bus and in the audit log, but nobody is paged.
+    effects.opened(escalation, instance, notify=not option)
     if option:
-        effects.resolved(escalation, instance, actor=POLICY_ACTOR)
+        effects.resolved(escalation, instance, actor=POLICY_ACTOR, notify=False)
         return {"option": option, "by": POLICY_ACTOR, "comment": "; ".join(requirement.reasons),
                 "escalation": str(escalation.id)}
     return None

@@ -42,7 +42,10 @@ def test_approval_required_gates_a_step_by_its_operation_with_the_blueprints_app
     assert finished(instance).status == "completed"
 
 
-def test_auto_approve_resolves_by_policy_but_approval_required_wins(live, people):
+def test_auto_approve_resolves_by_policy_but_approval_required_wins(live, people, settings):
+    from governance.notifications.models import NotificationDelivery
+
+    settings.DAC_NOTIFY_EMAILS = ["oncall@example.org"]  # a notice for every escalation a human must see
     apply_yaml(blueprint({"auto_approve": ["production_deployment", "docs"]}, steps=[
         {"id": "docs", "action": "echo", "operation": "docs", "approval": True},
         {"id": "release", "action": "echo", "operation": "production_deployment", "approval": True,
@@ -56,10 +59,13 @@ def test_auto_approve_resolves_by_policy_but_approval_required_wins(live, people
     assert step(instance, "docs").decision["by"] == "policy:auto_approve"
     assert AuditEntry.objects.filter(verb="escalation.resolve", actor_name="policy:auto_approve").count() == 2
 
-    apply_yaml(blueprint({"auto_approve": ["production_deployment"],
-                          "approval_required": ["production_deployment"]}))
+    # The gate opens inside start(), in this process, where the notification setting holds.
+    apply_yaml(blueprint({"auto_approve": ["production_deployment"], "approval_required": ["production_deployment"]},
+                         steps=[{"id": "release", "action": "echo", "operation": "production_deployment"}]))
+    assert not NotificationDelivery.objects.exists()  # decided by policy at once: nobody is paged
     gated = start("deploy", {"amount": 1})
     assert open_gate(gated).step_id == "release"
+    assert list(NotificationDelivery.objects.values_list("event", "target")) == [("created", "oncall@example.org")]
 
 
 def test_rules_first_match_wins(live, people):
