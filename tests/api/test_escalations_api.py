@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -19,6 +19,7 @@ from governance.escalations.services import escalation_decide
 from governance.models import AuditEntry
 from orchestration.models import StepRun
 from tests.support.helpers import apply_spec, finished, start, wait_until
+from tests.support.people import FAST_HASHERS, create_people
 
 URL = "/api/v1/escalations/"
 KEYS = {"id", "level", "type", "status", "title", "description", "workflow", "instance", "step", "context",
@@ -84,17 +85,8 @@ def unchanged(escalation, instance=None):
 
 @pytest.fixture
 def people(db, settings):
-    """alice and bob approve (group tech_lead), carol is in finance, dave may decide anything,
-    erin is in no group (all staff, as in tests/governance/conftest.py)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast: only tokens log in here
-    tech_lead, finance = Group.objects.create(name="tech_lead"), Group.objects.create(name="finance")
-    users = {}
-    for name, groups in (("alice", [tech_lead]), ("bob", [tech_lead]), ("carol", [finance]), ("dave", []),
-                         ("erin", [])):
-        users[name] = User.objects.create_user(name, password=f"pw-{name}-123", is_staff=True)
-        users[name].groups.add(*groups)
-    users["dave"].user_permissions.add(Permission.objects.get(codename="decide_any_escalation"))
-    return users
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    return create_people()
 
 
 @pytest.fixture

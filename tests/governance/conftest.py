@@ -1,16 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+
+from tests.support.people import FAST_HASHERS, create_people
 
 
 @pytest.fixture
-def people(db):
-    """alice and bob approve (group tech_lead), carol is in finance, dave may decide anything,
-    erin is staff in no group."""
-    tech_lead, finance = Group.objects.create(name="tech_lead"), Group.objects.create(name="finance")
-    users = {}
-    for name, groups in (("alice", [tech_lead]), ("bob", [tech_lead]), ("carol", [finance]), ("dave", []),
-                         ("erin", [])):
-        users[name] = User.objects.create_user(name, password=f"pw-{name}-123", is_staff=True)
-        users[name].groups.add(*groups)
-    users["dave"].user_permissions.add(Permission.objects.get(codename="decide_any_escalation"))
-    return users
+def people(db, settings):
+    """See tests/support/people.py."""
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    return create_people()

@@ -23,6 +23,7 @@ from governance.notifications.models import NotificationDelivery
 from orchestration.dag import STATUS_COLOURS
 from orchestration.models import StepRun
 from tests.support.helpers import apply_spec, start
+from tests.support.people import FAST_HASHERS
 
 CHANGELIST = "admin:governance_escalation_changelist"
 CHANGE_URL = re.compile(r"/admin/governance/escalation/([0-9a-f-]{36})/change/")
@@ -104,7 +105,7 @@ def untouched(escalation, instance):
 
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_HASHERS
 
 
 @pytest.fixture

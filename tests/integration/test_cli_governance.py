@@ -10,7 +10,6 @@ import sys
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
@@ -20,6 +19,7 @@ from governance.models import AuditEntry
 from orchestration.models import StepRun, WorkflowInstance
 from tests.conftest import ROOT
 from tests.support.helpers import apply_spec, finished, start, step_reaches, wait_until
+from tests.support.people import FAST_HASHERS, create_people
 
 pytestmark = pytest.mark.integration
 
@@ -78,17 +78,8 @@ def pending(escalation, instance):
 
 @pytest.fixture
 def people(live, settings):
-    """alice and bob approve (group tech_lead), carol is in finance, dave may decide anything,
-    erin is in no group."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    tech_lead, finance = Group.objects.create(name="tech_lead"), Group.objects.create(name="finance")
-    users = {}
-    for name, groups in (("alice", [tech_lead]), ("bob", [tech_lead]), ("carol", [finance]), ("dave", []),
-                         ("erin", [])):
-        users[name] = User.objects.create_user(name, password=f"pw-{name}-123", is_staff=True)
-        users[name].groups.add(*groups)
-    users["dave"].user_permissions.add(Permission.objects.get(codename="decide_any_escalation"))
-    return users
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    return create_people()
 
 
 @pytest.fixture
