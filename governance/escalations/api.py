@@ -66,7 +66,8 @@ class EscalationViewSet(viewsets.GenericViewSet):
         """Decide: approve, reject (vetoes), acknowledge, or one of the escalation's options."""
         body = ResolveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.escalation_decide(escalation_id=_get(pk).id, decision=body.validated_data["resolution"],
+        # The service finds (or 404s) the escalation under its lock; it is read once more to answer.
+        services.escalation_decide(escalation_id=pk, decision=body.validated_data["resolution"],
                                    comment=body.validated_data["comment"], actor=request.user)
         return Response(selectors.escalation_as_dict(_get(pk)))
 
@@ -76,7 +77,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
         """Reassign to a user, who may then decide it."""
         body = AssignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.escalation_assign(escalation_id=_get(pk).id, user=body.validated_data["user"],
+        services.escalation_assign(escalation_id=pk, user=body.validated_data["user"],
                                    comment=body.validated_data["comment"], actor=request.user)
         return Response(selectors.escalation_as_dict(_get(pk)))
 
