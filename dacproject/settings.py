@@ -120,8 +120,8 @@ CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=Fa
 # every task); orchestration.apps drops unusable or old ones around each task instead.
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Tasks of the capability packages (autodiscovery finds only each app's `tasks` module).
-CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks", "governance.notifications.tasks",
-                  "governance.escalations.tasks"]
+CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks", "orchestration.resources.tasks",
+                  "governance.notifications.tasks", "governance.escalations.tasks"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dac-sweep-timeouts": {
@@ -135,6 +135,12 @@ CELERY_BEAT_SCHEDULE = {
     "dac-reconcile": {
         "task": "orchestration.tasks.reconcile",
         "schedule": env.float("DAC_RECONCILE_INTERVAL_SECONDS", default=5.0),
+    },
+    # Queued instances against freed slots and token quotas. A freed slot is handed on at once,
+    # in the transaction that frees it: this is the safety net, and what releases quota holds.
+    "dac-resources-sweep": {
+        "task": "orchestration.resources.tasks.resources_sweep",
+        "schedule": env.float("DAC_RESOURCES_SWEEP_INTERVAL_SECONDS", default=1.0),
     },
     # Chains the audit rows committed since (governance.audit): the window in which a new audit
     # row is not yet covered by the hash chain.
@@ -207,6 +213,18 @@ DAC_EVENT_RECONCILE_WINDOW_SECONDS = env.float("DAC_EVENT_RECONCILE_WINDOW_SECON
 # A task that finishes a step runs a plain successor inline (no broker trip) for this long at
 # most; past it, successors go back through the queue so long chains cannot hog a process.
 DAC_INLINE_BUDGET_SECONDS = env.float("DAC_INLINE_BUDGET_SECONDS", default=1.0)
+
+# --- Resources (DESIGN §6.6; orchestration/resources) -----------------------------------
+# Running instances at most, over all workflows (0: no limit) and per workflow type
+# ("development=10,support=5"). Over a limit a start is queued, never dropped.
+DAC_MAX_RUNNING = env.int("DAC_MAX_RUNNING", default=0)
+DAC_MAX_RUNNING_PER_TYPE = env.str("DAC_MAX_RUNNING_PER_TYPE", default="")
+# Rate-limit buckets for a step's `rate_limit` ("llm=60/minute,search=5/second"); a blueprint's
+# coordination.rate_limits adds to and overrides these.
+DAC_RATE_LIMITS = env.str("DAC_RATE_LIMITS", default="")
+# LLM tokens per rolling hour that blueprint coordination.resources.api_tokens shares out between
+# workflow types (0: no quota).
+DAC_TOKEN_QUOTA_PER_HOUR = env.int("DAC_TOKEN_QUOTA_PER_HOUR", default=0)
 
 # --- Governance (DESIGN §7) ----------------------------------------------------------------
 # Approver groups of a gate that names none (and whose blueprint names no governance.approvers).

@@ -17,6 +17,7 @@ class OrchestrationConfig(AppConfig):
 
         from .actions.registry import load_action_modules
         from .events.triggers import on_definitions_applied
+        from .resources import checks  # noqa: F401 - registers the settings checks
 
         load_action_modules()
         definitions_applied.connect(on_definitions_applied, dispatch_uid="dac-triggers-follow-definitions")

@@ -5,6 +5,7 @@ This is the source of truth; Redis only carries messages. Status fields change o
 """
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -45,6 +46,15 @@ class WorkflowInstance(models.Model):
     # Held behind an instance-level approval escalation (a `require_approval` condition): no new
     # step starts and the instance does not finish until it is decided.
     gated = models.BooleanField(default=False)
+    # Admission (DESIGN §6.6): the concurrency pools it needs, whether it holds their slots, and
+    # while `queued`, what holds it ({limit, key, max} or {limit: "api_tokens", type, share}).
+    slot_keys = ArrayField(models.CharField(max_length=300), default=list, blank=True)
+    holds_slots = models.BooleanField(default=False)
+    queued_reason = models.JSONField(null=True, blank=True)
+    # Usage of all its attempts, exact (the ledger's per-instance roll-up; budgets read it).
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     # Steps completed so far; gives each completion its order for compensation.
     completion_count = models.PositiveIntegerField(default=0)
     deadline_at = models.DateTimeField(null=True, blank=True)
@@ -63,6 +73,9 @@ class WorkflowInstance(models.Model):
             models.Index(fields=["correlation_id"], name="instance_correlation"),
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="instance_parent"),
             models.Index(fields=["trigger_key"], condition=~models.Q(trigger_key=""), name="instance_trigger_key"),
+            # The admission queue: highest priority, then oldest.
+            models.Index(models.F("priority").desc(), "created_at", condition=models.Q(status="queued"),
+                         name="instance_admission_queue"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["parent_step_run", "parent_item_index", "spawn_attempt", "spawn_restart"],
@@ -195,3 +208,4 @@ from .events.models import (  # noqa: E402,F401
     ScheduleState,
     Trigger,
 )
+from .resources.models import ConcurrencyPool, UsageLedger  # noqa: E402,F401

@@ -32,18 +32,20 @@ I, S = InstanceStatus, StepStatus
 
 INSTANCE_TERMINAL = frozenset({I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT})
 INSTANCE_ACTIVE = frozenset({I.PENDING, I.QUEUED, I.RUNNING, I.WAITING, I.PAUSED})
-# A failed try is retried only in these (a paused instance keeps its budget: the retry waits in
-# `ready` until resume).
-INSTANCE_RETRYABLE = frozenset({I.RUNNING, I.WAITING, I.PAUSED})
+# A failed try is retried only in these (a paused or queued instance keeps its budget: the retry
+# waits in `ready` until it runs again).
+INSTANCE_RETRYABLE = frozenset({I.RUNNING, I.WAITING, I.PAUSED, I.QUEUED})
 
 INSTANCE_TRANSITIONS = {
     I.PENDING: {I.QUEUED, I.RUNNING, I.FAILED, I.TERMINATED},
-    I.QUEUED: {I.RUNNING, I.TERMINATED, I.TIMED_OUT},
-    I.RUNNING: {I.WAITING, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
-    I.WAITING: {I.RUNNING, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
+    # Queued: waiting for a concurrency slot (before it starts) or for its type's token quota
+    # (a started instance whose next steps are held).
+    I.QUEUED: {I.RUNNING, I.WAITING, I.TERMINATED, I.TIMED_OUT, I.FAILED},
+    I.RUNNING: {I.WAITING, I.QUEUED, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
+    I.WAITING: {I.RUNNING, I.QUEUED, I.PAUSED, I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT},
     I.PAUSED: {I.RUNNING, I.WAITING, I.TERMINATED, I.TIMED_OUT, I.FAILED, I.COMPLETED},
-    I.FAILED: {I.RUNNING},  # retry
-    I.TIMED_OUT: {I.RUNNING},  # retry
+    I.FAILED: {I.RUNNING, I.QUEUED},  # retry (queued again when a limit holds it)
+    I.TIMED_OUT: {I.RUNNING, I.QUEUED},  # retry
     I.COMPLETED: set(),
     I.TERMINATED: set(),
 }

@@ -17,6 +17,7 @@ from .checker import Checker
 from .errors import ErrorSink, SpecError, SpecInvalid
 from .governance import normalize_escalations, normalize_governance
 from .normalize import normalize_workflow
+from .resources import normalize_rate_limits, normalize_resources
 from .triggers import normalize_auto_spawn
 from .validate import validate_workflow
 
@@ -167,12 +168,15 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents,
     coordination = c.get("coordination", dict, default={})
     auto_spawn = normalize_auto_spawn(sink, coordination, known_workflows)
     escalation = normalize_escalations(sink, coordination)
+    rate_limits = normalize_rate_limits(sink, coordination)
+    resources = normalize_resources(sink, coordination)
     governance = normalize_governance(sink, raw.get("governance"))
     _raise_if_errors(sinks)
     blueprint = {
         "name": name,
         "description": c.get("description", str, default=""),
-        "coordination": {**coordination, "auto_spawn": auto_spawn, "escalation": escalation},
+        "coordination": {**coordination, "auto_spawn": auto_spawn, "escalation": escalation,
+                         "rate_limits": rate_limits, "resources": resources},
         "governance": governance,
         "workflows": [doc.spec["id"] for doc, _ in docs],
     }

@@ -15,10 +15,12 @@ WORKFLOW_TYPES = ("development", "content", "data", "operations", "support", "go
 BACKOFFS = ("exponential", "linear", "fixed")
 TIMEOUT_ACTIONS = ("approve", "reject", "escalate")
 SPAWN_STRATEGIES = ("wait", "callback", "fire_and_forget", "supervised")
+BUDGET_ACTIONS = ("fail", "escalate")
+CONCURRENCY_STRATEGIES = ("queue", "cancel_in_progress", "cancel_new")
 
 WORKFLOW_FIELDS = {
     "id", "name", "type", "description", "inputs", "outputs", "triggers", "trigger", "emits",
-    "max_concurrent", "timeout_minutes", "priority", "owner", "tags", "budget", "result",
+    "max_concurrent", "concurrency", "timeout_minutes", "priority", "owner", "tags", "budget", "result",
     "steps", "nodes",
 }
 STEP_FIELDS = {
@@ -60,6 +62,7 @@ def normalize_workflow(raw, sink):
         "tags": c.string_list("tags"),
         "owner": c.get("owner", str, default=""),
         "max_concurrent": c.positive_number("max_concurrent", integer=True),
+        "concurrency": _concurrency(c),
         "timeout_minutes": c.duration("timeout_minutes", unit_seconds=60),
         "priority": c.priority("priority", default=PRIORITIES["normal"]),
         "budget": _budget(c),
@@ -84,8 +87,23 @@ def _budget(c):
     if budget is None:
         return None
     b = Checker(c.sink, budget, prefix="budget.")
-    b.unknown_fields({"tokens", "cost_usd"})
-    return {"tokens": b.positive_number("tokens", integer=True), "cost_usd": b.positive_number("cost_usd")}
+    b.unknown_fields({"tokens", "cost_usd", "on_exceed"})
+    return {"tokens": b.positive_number("tokens", integer=True), "cost_usd": b.positive_number("cost_usd"),
+            "on_exceed": b.choice("on_exceed", BUDGET_ACTIONS, default="fail")}
+
+
+def _concurrency(c):
+    """`concurrency: {key, limit, strategy}`: at most `limit` running instances per rendered key."""
+    value = c.get("concurrency", dict)
+    if value is None:
+        return None
+    k = Checker(c.sink, value, prefix="concurrency.")
+    k.unknown_fields({"key", "limit", "strategy"})
+    key = k.get("key", str)
+    if not key:
+        k.error("key", "is required: a template of the instance's context, e.g. '{{ context.repo }}'")
+    return {"key": key, "limit": k.positive_number("limit", integer=True, default=1),
+            "strategy": k.choice("strategy", CONCURRENCY_STRATEGIES, default="queue")}
 
 
 def _aliased(c, canonical):

@@ -42,6 +42,9 @@ def validate_workflow(spec, sink, *, known_workflows=frozenset(), known_agents=N
         _check_step(sink, step, ancestors[step["id"]], tuple(ids), known_workflows, known_agents)
     if spec["result"] is not None:
         _check_templates(sink, spec["result"], None, "result", set(ids), tuple(ids), foreach=False)
+    if (spec.get("concurrency") or {}).get("key"):  # rendered at start: no step has run yet
+        _check_templates(sink, spec["concurrency"]["key"], None, "concurrency.key", set(), tuple(ids),
+                         foreach=False, stored=True)
 
 
 def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):

@@ -385,7 +385,8 @@ def test_seed004_dialect_is_normalised_to_the_canonical_spec(db):
 def test_design_example_is_normalised_with_its_defaults(db):
     spec = services.compile_path(Path(__file__).parent / "good" / "design-section-2.yaml").workflows[0].spec
     assert spec["priority"] == 5
-    assert spec["budget"] == {"tokens": 200000, "cost_usd": 5.0}
+    assert spec["budget"] == {"tokens": 200000, "cost_usd": 5.0, "on_exceed": "fail"}
+    assert spec["concurrency"] == {"key": "{{ context.repo }}", "limit": 1, "strategy": "queue"}
     fetch, review, merge = spec["steps"]
     assert fetch["retry"] == {"max_attempts": 1, "backoff": "exponential", "base_seconds": 1.0,
                               "max_seconds": 300.0, "jitter": True}
