@@ -1,11 +1,11 @@
 """Reads of engine state, in the shapes the CLI and the API share (DESIGN §8)."""
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 
 from dacproject.ids import as_uuid
 
 from .models import StepRun, WorkflowInstance
-from .states import INSTANCE_TERMINAL
+from .states import INSTANCE_TERMINAL, InstanceStatus
 
 
 def _instances():
@@ -89,9 +89,25 @@ def instance_as_dict(instance, *, with_steps=True):
         "started_at": _iso(instance.started_at),
         "finished_at": _iso(instance.finished_at),
     }
+    data["queue"] = instance_queue(instance)
     if with_steps:
         data["steps"] = [step_run_as_dict(r) for r in ordered_step_runs(instance)]
     return data
+
+
+def instance_queue(instance):
+    """What holds a queued instance: {limit, key, max, position} (position 1 starts next), or for a
+    token quota {limit: "api_tokens", type, share, used}; None unless it is queued."""
+    if instance.status != InstanceStatus.QUEUED or not instance.queued_reason:
+        return None
+    reason = dict(instance.queued_reason)
+    key = reason.get("key")
+    if key:
+        ahead = WorkflowInstance.objects.filter(
+            Q(priority__gt=instance.priority) | Q(priority=instance.priority, created_at__lt=instance.created_at),
+            status=InstanceStatus.QUEUED, holds_slots=False, slot_keys__contains=[key])
+        reason["position"] = ahead.count() + 1
+    return reason
 
 
 def ordered_step_runs(instance):

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from registry.serializers import PriorityField
 
 from .models import StepRun, WorkflowInstance
-from .selectors import child_ids, ordered_step_runs
+from .selectors import child_ids, instance_queue, ordered_step_runs
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -27,11 +27,12 @@ class InstanceSerializer(serializers.ModelSerializer):
     children = serializers.SerializerMethodField()
     trigger = serializers.SerializerMethodField()
     created_by = serializers.SerializerMethodField()
+    queue = serializers.SerializerMethodField(help_text="while queued: the limit that holds it and its position")
 
     class Meta:
         model = WorkflowInstance
         fields = ["id", "workflow", "version", "status", "priority", "result", "error", "parent", "children",
-                  "trigger", "correlation_id", "created_by", "created_at", "started_at", "finished_at"]
+                  "trigger", "correlation_id", "created_by", "created_at", "started_at", "finished_at", "queue"]
 
     def get_children(self, instance) -> list[str]:
         return child_ids(instance)
@@ -41,6 +42,9 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     def get_created_by(self, instance) -> str | None:
         return instance.created_by.get_username() if instance.created_by_id else None
+
+    def get_queue(self, instance) -> dict | None:
+        return instance_queue(instance)
 
 
 class InstanceDetailSerializer(InstanceSerializer):

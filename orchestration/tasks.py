@@ -10,9 +10,12 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError
 
 from . import engine
+from .canvas import rate_limit_kwargs, rate_limit_of
 from .engine.execute import failed_outcome, run_attempt, run_compensation
 from .engine.followups import followups_here
 from .events.publish import reactions_deferred
+from .resources import ratelimits
+from .resources.deferral import step_defer
 
 # A database restart or a dropped connection is retried by Celery, not lost.
 DB_RETRY = {
@@ -24,12 +27,52 @@ DB_RETRY = {
 
 
 @shared_task(bind=True, ignore_result=True, **DB_RETRY)
-def run_step(self, step_run_id, attempt):
+def run_step(self, step_run_id, attempt, rate_limit=None):
     """Run attempt `attempt` (absolute number) of a step, then any plain successor it made
-    ready on this queue, inline, while the task stays within its time budget."""
+    ready on this queue, inline, while the task stays within its time budget.
+
+    With `rate_limit` ((bucket, cost)) it first takes the step's tokens; without them the same
+    message goes out again for when they refill (neither a retry nor an attempt) and the worker
+    moves on: it never sleeps for tokens.
+    """
+    started = time.monotonic()
+    tokens = Tokens.take(rate_limit)
+    if tokens.wait is not None:
+        if step_defer(step_run_id=step_run_id, attempt=attempt, wait_seconds=tokens.wait):
+            self.signature_from_request(countdown=tokens.wait).apply_async()
+        elif redelivered(self):  # its worker may have died holding the step: only this task id may take it back
+            raise self.retry(countdown=tokens.wait, max_retries=None)
+        return
     claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id,
                               worker=self.request.hostname or "", redelivered=redelivered(self))
-    run_claims(self, claim, started=time.monotonic())
+    if claim is None:
+        tokens.refund()
+        return
+    run_claims(self, claim, started=started, outcome=tokens.refusal)
+
+
+class Tokens:
+    """The tokens a rate-limited task took: `wait` (seconds) when there were none, `refusal` (a
+    failed Outcome) when the limit cannot be served, e.g. its bucket is no longer defined."""
+
+    def __init__(self, bucket=None, cost=0, wait=None, refusal=None):
+        self.bucket, self.cost, self.wait, self.refusal = bucket, cost, wait, refusal
+
+    @classmethod
+    def take(cls, rate_limit):
+        if not rate_limit:
+            return cls()
+        name, cost = rate_limit
+        try:
+            bucket = ratelimits.bucket_get(name)
+            granted, wait = ratelimits.rate_limit_take(bucket=bucket, cost=cost)
+        except ratelimits.RateLimitUnusable as exc:  # fails the attempt, so its retry policy bounds it
+            return cls(refusal=failed_outcome("RateLimitError", str(exc)))
+        return cls(bucket, cost) if granted else cls(wait=wait)
+
+    def refund(self):
+        if self.bucket is not None:
+            ratelimits.rate_limit_refund(bucket=self.bucket, cost=self.cost)
 
 
 def redelivered(task):
@@ -43,30 +86,33 @@ def inline_for(task, started):
     return engine.Inline(queue, task.request.id, task.request.hostname or "") if queue else None
 
 
-def run_claims(self, claim, *, started):
+def run_claims(self, claim, *, started, outcome=None):
     """Run a claimed attempt, then the plain successors its completions hand this task, while the
-    task's inline budget lasts; reactions and follow-ups of all of it go out at the end."""
+    task's inline budget lasts; reactions and follow-ups of all of it go out at the end. A given
+    `outcome` is the first attempt's, which then does not run."""
     with followups_here(), reactions_deferred():
-        _run_claims(self, claim, self.request.hostname or "", started)
+        _run_claims(self, claim, self.request.hostname or "", started, outcome)
 
 
-def _run_claims(self, claim, worker, started):
+def _run_claims(self, claim, worker, started, outcome):
     while claim is not None:
         options = {"task_id": self.request.id, "worker": worker,
                    "continue_on_queue": _inline_queue(self.request, started)}
         try:
-            finish = engine.step_attempt_finish(claim=claim, outcome=run_attempt(claim), **options)
+            finish = engine.step_attempt_finish(claim=claim, outcome=outcome or run_attempt(claim), **options)
         except DataError as exc:  # the database refused the outcome: a failed attempt, not a stuck step
             outcome = failed_outcome("UnstorableResult", f"the database refused the result: {exc}")
             finish = engine.step_attempt_finish(claim=claim, outcome=outcome, **options)
         if finish.retry_in is not None:
+            # The retried step's own rate limit, not that of the step this task was sent for.
+            limited = rate_limit_kwargs(rate_limit_of(claim.step))
             if self.name != run_step.name:  # a step another task continued into: its retry is a run_step
-                run_step.apply_async(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
-                                     queue=claim.step["queue"])
+                run_step.apply_async(args=(claim.step_run_id, claim.attempt + 1), kwargs=limited,
+                                     countdown=finish.retry_in, queue=claim.step["queue"])
                 return
-            raise self.retry(args=(claim.step_run_id, claim.attempt + 1), countdown=finish.retry_in,
+            raise self.retry(args=(claim.step_run_id, claim.attempt + 1), kwargs=limited, countdown=finish.retry_in,
                              max_retries=None)
-        claim = finish.next_claim
+        claim, outcome = finish.next_claim, None
 
 
 def _inline_queue(request, started):
@@ -78,16 +124,24 @@ def _inline_queue(request, started):
 
 
 @shared_task(bind=True, **DB_RETRY)
-def run_item(self, step_run_id, index, attempt):
+def run_item(self, step_run_id, index, attempt, rate_limit=None):
     """Run one foreach item (a chord header task). `attempt` counts from 1 in this round.
 
-    It always returns normally so the chord body runs; failures are recorded on the item.
+    It always returns normally so the chord body runs; failures are recorded on the item. An
+    item without tokens retries at the same attempt when they refill, keeping its chord whole.
     """
+    tokens = Tokens.take(rate_limit)
+    if tokens.wait is not None:
+        deferred = step_defer(step_run_id=step_run_id, attempt=attempt, wait_seconds=tokens.wait, index=index)
+        if deferred or redelivered(self):
+            raise self.retry(countdown=tokens.wait, max_retries=None)
+        return None
     claim = engine.item_claim(step_run_id=step_run_id, index=index, attempt=attempt, task_id=self.request.id,
                               worker=self.request.hostname or "")
     if claim is None:
+        tokens.refund()
         return None
-    retry_in = engine.item_attempt_finish(claim=claim, outcome=run_attempt(claim))
+    retry_in = engine.item_attempt_finish(claim=claim, outcome=tokens.refusal or run_attempt(claim))
     if retry_in is not None:
         raise self.retry(args=(step_run_id, index, attempt + 1), countdown=retry_in, max_retries=None)
     return index
@@ -124,9 +178,10 @@ def reconcile():
 
     from governance.notifications.services import notifications_reconcile
 
+    from .engine.admission import admission_reconcile
     from .events.services import events_reconcile
     from .spawning.reconcile import spawning_reconcile
 
     settle = timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
     return {**engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle),
-            **notifications_reconcile()}
+            **notifications_reconcile(), **admission_reconcile()}

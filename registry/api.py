@@ -8,12 +8,17 @@ from rest_framework.response import Response
 
 from dacproject.api import query_filters
 from orchestration import engine
+from orchestration import selectors as instance_selectors
 from orchestration.serializers import InstanceDetailSerializer
 
 from . import selectors, services
 from .serializers import ApplyReportSerializer, RunRequestSerializer, WorkflowDetailSerializer, WorkflowSerializer
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="a key seen in the last 24 h returns the instance it started (with the header "
+                "Idempotent-Replayed: true) and starts nothing")
 DEFINITION_BODY = {"application/json": OpenApiTypes.OBJECT, "application/yaml": OpenApiTypes.STR}
 
 
@@ -62,17 +67,26 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(WorkflowDetailSerializer(definition).data,
                         status=status.HTTP_201_CREATED if applied["changed"] else status.HTTP_200_OK)
 
-    @extend_schema(request=RunRequestSerializer, responses={201: InstanceDetailSerializer})
+    @extend_schema(request=RunRequestSerializer, parameters=[IDEMPOTENCY_KEY],
+                   responses={201: InstanceDetailSerializer, 202: InstanceDetailSerializer})
     @action(detail=True, methods=["post"])
     def run(self, request, id=None):
-        """Start an instance of the workflow's latest version."""
+        """Start an instance of the workflow's latest version: 201, or 202 when a concurrency limit
+        queues it (its `queue` says which limit and its position)."""
         if selectors.definition_get(id) is None:
             raise NotFound(f"workflow '{id}' is not registered")
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         instance = engine.instance_start(workflow=id, context=body.validated_data["context"], actor=request.user,
-                                         priority=body.validated_data["priority"])
-        return Response(InstanceDetailSerializer(instance).data, status=status.HTTP_201_CREATED)
+                                         priority=body.validated_data["priority"],
+                                         idempotency_key=request.headers.get("Idempotency-Key"))
+        replayed = getattr(instance, "replayed", False)
+        instance = instance_selectors.instance_get(instance.id)
+        code = status.HTTP_202_ACCEPTED if instance.status == "queued" else status.HTTP_201_CREATED
+        response = Response(InstanceDetailSerializer(instance).data, status=code)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class BlueprintViewSet(viewsets.ViewSet):

@@ -18,6 +18,8 @@ def add_parsers(verbs):
     p.add_argument("workflow", metavar="WORKFLOW")
     p.add_argument("--context", default="{}", help="instance input as a JSON object")
     p.add_argument("--priority", default=None, help="low|normal|high|critical or 0..9")
+    p.add_argument("--idempotency-key", default=None,
+                   help="a key seen in the last 24 h returns the instance it started and starts nothing")
     p.add_argument("--wait", action="store_true", help="wait for the end and print the result")
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait at most")
     p.add_argument("--as", dest="as_user", default=None)
@@ -35,10 +37,10 @@ def add_parsers(verbs):
         p.add_argument("--json", action="store_true")
 
 
-def do_run(cmd, workflow, context, priority, wait, timeout, as_user, **_):
+def do_run(cmd, workflow, context, priority, wait, timeout, as_user, idempotency_key, **_):
     context = json_object(context, "--context")
     instance = engine.instance_start(workflow=workflow, context=context, actor=actor(as_user),
-                                     priority=priority_option(priority))
+                                     priority=priority_option(priority), idempotency_key=idempotency_key)
     if not wait:
         cmd.out(as_json(selectors.instance_summary(instance, with_result=False)))
         return
@@ -80,12 +82,21 @@ def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
             + (f"  parent: {data['parent']}" if data["parent"] else ""))
     if data["error"]:
         cmd.out(f"error: {data['error'].get('message', data['error'])}")
+    if data["queue"]:
+        cmd.out(f"queued: held by {queue_text(data['queue'])}")
     for s in data["steps"]:
         cmd.out(f"  {s['step_id']:<30} {s['status']:<17} attempts={s['attempts']}")
     for child in data["children"]:
         cmd.out(f"  child {child}")
     if data["result"] is not None:
         cmd.out(f"result: {as_json(data['result'])}")
+
+
+def queue_text(queue):
+    """max_concurrent (workflow:x, 5 at most), position 2"""
+    if queue.get("limit") == "api_tokens":
+        return f"the api_tokens share of type {queue.get('type')} ({queue.get('used')} of {queue.get('share')} used)"
+    return f"{queue['limit']} ({queue['key']}, {queue['max']} at most), position {queue.get('position')}"
 
 
 def do_lifecycle(cmd, verb, id, as_user, json, **_):

@@ -12,6 +12,8 @@ from dacproject.nul import UNSTORABLE, unstorable_path
 from governance.audit import actor_parts, audit_record
 from orchestration.events.publish import publish
 from orchestration.models import StepRun, WorkflowInstance
+from orchestration.resources import admission as slots
+from orchestration.resources import idempotency
 from orchestration.states import (
     INSTANCE_TERMINAL,
     IllegalTransition,
@@ -25,8 +27,8 @@ from orchestration.states import (
 from registry.models import DefinitionStatus, WorkflowDefinition
 from registry.spec import spec_sha256
 
-from . import lifecycle
-from .advance import advance, dispatch_for, finish_failed, plainly_ready, set_instance_status
+from . import admission, lifecycle
+from .advance import advance, dispatch_for, finish_failed, plainly_ready, save_state, set_instance_status
 from .approvals import Governance
 from .cascade import stop_instance
 from .effects import Effects
@@ -57,17 +59,29 @@ class Origin:
 
 
 def instance_start(*, workflow, context=None, actor=None, priority=None, origin=None, inline=None,
-                   definition=None, savepoint=True):
-    """Create an instance pinned to the definition's latest version and dispatch its first steps.
+                   definition=None, savepoint=True, idempotency_key=None):
+    """Create an instance pinned to the definition's latest version and dispatch its first steps,
+    or leave it `queued` when a concurrency limit holds it (DESIGN §6.6).
 
     With `inline` (an `Inline` of the calling task), one first step may be claimed for that task
     instead of dispatched: it is `instance.inline_claim` (else None), for the task to run.
     `definition` (from `definition_for_start`) saves looking it up; `savepoint=False` is for a
-    caller whose own transaction is undone as a whole when the start fails.
+    caller whose own transaction is undone as a whole when the start fails. With
+    `idempotency_key`, a key seen in the last 24 h returns the instance it started
+    (`instance.replayed` is then True) and starts nothing.
     """
     with transaction.atomic(savepoint=savepoint):
-        return _start(workflow, context, actor, priority, origin or Origin(), inline,
-                      definition or definition_for_start(workflow))
+        definition = definition or definition_for_start(workflow)
+        if idempotency_key is not None and definition is not None:
+            started = idempotency.start_key_claim(key=idempotency_key, workflow=workflow)
+            if started is not None:
+                instance = WorkflowInstance.objects.select_related("definition").get(id=started)
+                instance.replayed, instance.inline_claim = True, None
+                return instance
+        instance = _start(workflow, context, actor, priority, origin or Origin(), inline, definition)
+        if idempotency_key is not None:
+            idempotency.start_key_record(key=idempotency_key, workflow=workflow, instance_id=instance.id)
+        return instance
 
 
 def definition_for_start(workflow):
@@ -92,19 +106,27 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
     plan = _verified_plan(workflow, version)
     if not plan.steps:
         raise InvalidRequest(f"workflow '{workflow}' has no steps: it is registered but cannot be started")
+    instance_id = origin.instance_id or uuid7()
+    trigger = origin.trigger or MANUAL
+    pools = _pools(workflow, plan, context, trigger)
+    verdict = admission.admit(pools, newcomer=instance_id) if pools else admission.ADMITTED
     now = timezone.now()
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
-    instance_id = origin.instance_id or uuid7()
     instance = WorkflowInstance.objects.create(
         id=instance_id, created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256,
-        status=I.RUNNING, context=context, priority=plan.spec["priority"] if priority is None else priority,
-        created_by=user, started_at=now, deadline_at=now + timezone.timedelta(minutes=timeout) if timeout else None,
-        trigger=origin.trigger or MANUAL, trigger_key=origin.trigger_key,
+        status=I.RUNNING if verdict is admission.ADMITTED else I.PENDING, context=context,
+        priority=plan.spec["priority"] if priority is None else priority, created_by=user,
+        started_at=now if verdict is admission.ADMITTED else None,
+        deadline_at=now + timezone.timedelta(minutes=timeout) if timeout else None,
+        trigger=trigger, trigger_key=origin.trigger_key,
         correlation_id=origin.correlation_id or str(instance_id), parent_id=origin.parent_id,
         parent_step_run_id=origin.parent_step_run_id, parent_item_index=origin.parent_item_index,
         spawn_attempt=origin.spawn_attempt, spawn_restart=origin.spawn_restart,
+        slot_keys=[p.key for p in pools], holds_slots=bool(pools) and verdict is admission.ADMITTED,
     )
+    if verdict is not admission.ADMITTED:
+        return _start_held(instance, plan, verdict, actor, workflow, version)
     # Steps with nothing to wait for or decide are created ready: no second write for them.
     # (A blueprint's governance may gate any step: then each goes through advancing.)
     governed = Governance.of(instance).policy.watches_steps
@@ -122,6 +144,38 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
                  details={"workflow": workflow, "version": version.number,
                           "trigger": instance.trigger.get("type")})
     effects.send_on_commit()
+    return instance
+
+
+def _pools(workflow, plan, context, trigger):
+    try:
+        return slots.pools_for(plan.spec, context, trigger=trigger)
+    except slots.ConcurrencyKeyError as exc:
+        raise InvalidRequest(f"workflow '{workflow}': {exc}") from None
+
+
+def _start_held(instance, plan, verdict, actor, workflow, version):
+    """A start over a limit: `queued` with its steps pending until a slot frees, or, for a full
+    key with `cancel_new`, terminated at once with the reason."""
+    StepRun.objects.bulk_create(
+        StepRun(instance=instance, step_id=sid, status=S.PENDING if verdict.status == I.QUEUED else S.CANCELLED)
+        for sid in plan.order)
+    if verdict.status == I.QUEUED:
+        instance.queued_reason = verdict.reason
+        set_instance_status(instance, I.QUEUED)
+        instance.save(update_fields=["status", "queued_reason"])
+    else:
+        reason = verdict.reason
+        instance.error = {"type": "ConcurrencyLimit", "limit": reason["limit"], "key": reason["key"],
+                          "message": f"refused: {reason['key']} already runs {reason['max']} instance(s) "
+                                     "(concurrency strategy cancel_new)"}
+        instance.finished_at = timezone.now()
+        set_instance_status(instance, I.TERMINATED)
+        instance.save(update_fields=["status", "error", "finished_at"])
+    instance.inline_claim = None
+    audit_record(actor=actor, verb="instance.start", target_type="instance", target_id=instance.id,
+                 details={"workflow": workflow, "version": version.number, "trigger": instance.trigger.get("type"),
+                          "status": instance.status, "held_by": verdict.reason})
     return instance
 
 
@@ -237,15 +291,26 @@ def instance_retry(*, instance_id, actor):
         status=S.PENDING, output=None, error=None, finished_at=None, completed_seq=None, item_count=None,
         attempt_base=F("attempts"), task_id="", approved_by="", decision_comment="", decision=None,
     )
-    _transition(instance, I.RUNNING, "retry")
+    pools = _pools(plan.spec["id"], plan, instance.context, instance.trigger)
+    verdict = admission.admit(pools, newcomer=instance.id) if pools else admission.ADMITTED
+    if verdict.status == I.TERMINATED:
+        raise Conflict(f"cannot retry: {verdict.reason['key']} already runs {verdict.reason['max']} instance(s) "
+                       "(concurrency strategy cancel_new)")
+    _transition(instance, verdict.status, "retry")
     instance.failing = instance.compensation_started = False
     instance.error = instance.result = instance.finished_at = None
     timeout = plan.spec.get("timeout_minutes")
     instance.deadline_at = timezone.now() + timezone.timedelta(minutes=timeout) if timeout else None
+    instance.slot_keys, instance.queued_reason = [p.key for p in pools], verdict.reason
+    instance.holds_slots = bool(pools) and verdict is admission.ADMITTED
+    instance.save(update_fields=["slot_keys", "queued_reason", "holds_slots"])
     effects = Effects()
-    advance(instance, plan, effects)
+    if verdict is admission.ADMITTED:
+        advance(instance, plan, effects)
+    else:
+        save_state(instance)
     audit_record(actor=actor, verb="instance.retry", target_type="instance", target_id=instance.id,
-                 details={"steps": sorted(again)})
+                 details={"steps": sorted(again), "status": instance.status})
     effects.send_on_commit()
     return instance
 

@@ -1,5 +1,6 @@
 """What a status change tells the rest of the system (DESIGN §6.1): lifecycle events on the bus,
-and, when an instance ends, its waiting parent step and its schedule's buffered run.
+and, when an instance ends, its waiting parent step, its schedule's buffered run and the
+instances queued for the concurrency slots it held (DESIGN §6.6).
 
 Events are stored in the transaction of the change; the notices go out after it commits, and
 the reconciler covers a notice lost between the two.
@@ -95,6 +96,10 @@ def _after_end(instance):
         from governance.escalations.deadlines import escalations_close
 
         escalations_close(instance, reason=f"the instance {instance.status.replace('_', ' ')}")
+    if instance.holds_slots:
+        from .admission import slots_release
+
+        slots_release(instance)
     instance_id = str(instance.id)
     strategy = (instance.trigger or {}).get("strategy") if instance.parent_step_run_id else None
     if strategy == "callback":

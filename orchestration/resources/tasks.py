@@ -1,0 +1,11 @@
+"""Beat task of the resources package: queued instances against freed slots and token quotas."""
+from celery import shared_task
+
+
+@shared_task(ignore_result=True)
+def resources_sweep():
+    """Every DAC_RESOURCES_SWEEP_INTERVAL_SECONDS: a freed slot is handed on by the transaction that
+    frees it; this catches the rest (raised limits, a pass cut short)."""
+    from orchestration.engine.admission import queue_sweep
+
+    return {"queued_started": queue_sweep()}
