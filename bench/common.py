@@ -198,7 +198,8 @@ def reset_state(redis_client):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE orchestration_workflowinstance, orchestration_event, governance_auditentry CASCADE")
+        cursor.execute("TRUNCATE orchestration_workflowinstance, orchestration_event, governance_auditentry, "
+                       "orchestration_concurrencypool CASCADE")
     redis_client.flushdb()
 
 

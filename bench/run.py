@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import coordination, governance  # noqa: E402 - the path above makes `bench` importable as a script
+from bench import coordination, governance, resources  # noqa: E402 - the path above makes `bench` importable as a script
 from bench.common import (  # noqa: E402
     OUT,
     ROOT,
@@ -73,6 +73,7 @@ TARGETS = {
     "spawn_roundtrip_p95_ms": ("<=", 50.0),
     "context_read_p99_ms": ("<=", 1.0),
     "notify_p95_ms": ("<=", 2000.0),
+    "max_concurrent_violations": ("<=", 0),
 }
 
 
@@ -141,6 +142,7 @@ def run_benchmarks(env, redis_client, *, reps, diamonds, group_tasks, n_approval
         after_return, after_call, decide = resilient(lambda: approvals(n_approvals))
         coordination = measure_coordination(redis_client, sizes)
         coordination.update(measure_governance(sizes))
+        coordination.update(measure_resources(sizes))
     finally:
         worker.stop()
 
@@ -208,6 +210,17 @@ def measure_governance(sizes):
     return {"notify_p50_ms": notify["p50"], "notify_p95_ms": notify["p95"], "parallel_starts_per_s": starts}
 
 
+def measure_resources(sizes):
+    """(k) starts against max_concurrent: never over the cap, none lost."""
+    capped = resilient(lambda: resources.max_concurrent_run(sizes["capped_starts"]))
+    print(f"bench: {capped['starts']} starts vs max_concurrent {resources.CAP}: most running at once "
+          f"{capped['sampled_max']} sampled ({capped['samples']} samples), {capped['timeline_max']} from timestamps; "
+          f"{capped['lost']} lost; all done in {capped['seconds']:.1f} s")
+    return {"max_concurrent_violations": capped["violations"], "max_concurrent_sampled_max": capped["sampled_max"],
+            "max_concurrent_timeline_max": capped["timeline_max"], "max_concurrent_lost": capped["lost"],
+            "max_concurrent_all_done_s": capped["seconds"]}
+
+
 def print_table(result, details):
     approvals = f"{details['approvals']} approvals"
     sizes = details["coordination_sizes"]
@@ -236,6 +249,11 @@ def print_table(result, details):
          None, None, target_text("notify_p95_ms"), met(result, "notify_p95_ms")),
         (f"instance starts/s, {governance.START_THREADS} threads at once (audited)", result["parallel_starts_per_s"],
          None, None, "-", None),
+        (f"{sizes['capped_starts']} starts vs max_concurrent {resources.CAP}: violations",
+         result["max_concurrent_violations"], None, None, target_text("max_concurrent_violations"),
+         met(result, "max_concurrent_violations") and result["max_concurrent_lost"] == 0),
+        (f"{sizes['capped_starts']} starts vs max_concurrent {resources.CAP}: all done (s)",
+         result["max_concurrent_all_done_s"], None, None, "-", None),
     ]
     header = ("figure", "DAC", "raw Celery baseline", "ratio", "target", "result")
     cells = [header] + [
@@ -299,11 +317,12 @@ def main():
     diamonds, group_tasks = DIAMOND_INSTANCES, GROUP_TASKS
     sizes = {"event_batches": coordination.EVENT_BATCHES, "triggered": coordination.TRIGGERED,
              "roundtrips": coordination.ROUNDTRIPS, "reads": coordination.CONTEXT_READS,
-             "notifications": governance.NOTIFICATIONS, "starts_per_thread": governance.STARTS_PER_THREAD}
+             "notifications": governance.NOTIFICATIONS, "starts_per_thread": governance.STARTS_PER_THREAD,
+             "capped_starts": resources.CAPPED_STARTS}
     if args.quick:
         args.reps, args.approvals, diamonds, group_tasks = 1, 40, 50, 250
         sizes = {"event_batches": 2, "triggered": 200, "roundtrips": 40, "reads": 1000, "notifications": 40,
-                 "starts_per_thread": 25}
+                 "starts_per_thread": 25, "capped_starts": 200}
 
     db_url, redis_url = bench_urls()
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = db_url, redis_url
@@ -325,7 +344,8 @@ def main():
     register(linear_spec("bench-profile-linear-50", LINEAR_STEPS, queue=PROFILE_QUEUE))
     register(DIAMOND)
     register(APPROVAL)
-    for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT, governance.ONE_STEP):
+    for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT, governance.ONE_STEP,
+                 resources.CAPPED):
         register(spec)
     OUT.mkdir(parents=True, exist_ok=True)
 
