@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from dacproject.celery import app
+from orchestration.events.services import events_publish
 from orchestration.models import WorkflowInstance
 from tests.support.helpers import apply_spec, finished, start, step_reaches, wait_until
 
@@ -95,3 +96,19 @@ def test_a_slot_held_through_a_killed_worker_process_is_handed_on_when_its_insta
     assert finished(first, timeout=60).status == "completed"
     assert finished(waiting, timeout=30).status == "completed"
     assert most_running_at_once("single") == 1
+
+
+def test_spawned_children_and_event_starts_queue_under_the_child_workflows_limit(live):
+    apply_spec({"id": "one-at-a-time", "max_concurrent": 1,
+                "triggers": [{"type": "manual"}, {"type": "event", "event": "nudge"}],
+                "steps": [{"id": "work", "action": "sleep", "with": {"seconds": 0.2}}]})
+    apply_spec({"id": "fan-out", "steps": [
+        {"id": "children", "foreach": "{{ [1, 2, 3] }}", "spawn": {"workflow": "one-at-a-time"}}]})
+    parent = start("fan-out")
+    events_publish(events=[{"event_type": "nudge", "payload": {}}], actor="test")
+    wait_until(lambda: WorkflowInstance.objects.filter(definition__key="one-at-a-time", status="queued").exists(),
+               message="a child or an event start to queue")
+    assert finished(parent, timeout=60).status == "completed"
+    wait_until(lambda: WorkflowInstance.objects.filter(definition__key="one-at-a-time", status="completed").count()
+               == 4, timeout=30, message="the three children and the event's instance to complete")
+    assert most_running_at_once("one-at-a-time") == 1
