@@ -26,12 +26,24 @@ class StepDispatch:
     priority: int | None = None  # the instance's: 0..9, 9 most urgent
     kind: str = RUN
     countdown: float | None = None  # a retry's backoff
+    rate_limit: tuple | None = None  # (bucket, cost): tokens the task takes before it claims the step
 
 
 def celery_priority(priority):
     """On Redis, Celery serves priority 0 first (and unprioritised messages count as 0): a DAC
     priority of 9 (critical) is sent as 0, 5 (normal) as 4, 2 (low) as 7."""
     return 9 - max(0, min(9, priority))
+
+
+def rate_limit_of(step):
+    """A step's `rate_limit` as the (bucket, cost) its tasks carry, or None."""
+    limit = step.get("rate_limit")  # absent from specs stored before rate limits existed
+    return (limit["key"], limit["cost"]) if limit else None
+
+
+def rate_limit_kwargs(rate_limit):
+    """The task keyword that carries a rate limit: none at all without one, so those messages are unchanged."""
+    return {"rate_limit": tuple(rate_limit)} if rate_limit else {}
 
 
 def _options(d):
@@ -59,9 +71,11 @@ def step_signature(d):
             return spawn.si(d.step_run_id, None, d.attempt).set(**_options(d))
         starts = [spawn.si(d.step_run_id, index, attempt).set(**_options(d)) for index, attempt in d.items]
         return starts[0] if len(starts) == 1 else group(starts)
+    limited = rate_limit_kwargs(d.rate_limit)
     if d.items is None:
-        return tasks.run_step.si(d.step_run_id, d.attempt).set(**_options(d))
-    items = [tasks.run_item.si(d.step_run_id, index, attempt).set(**_options(d)) for index, attempt in d.items]
+        return tasks.run_step.si(d.step_run_id, d.attempt, **limited).set(**_options(d))
+    items = [tasks.run_item.si(d.step_run_id, index, attempt, **limited).set(**_options(d))
+             for index, attempt in d.items]
     lanes = d.max_parallel
     if lanes and lanes < len(items):
         header = group(chain(*items[lane::lanes]) for lane in range(lanes))

@@ -4,6 +4,7 @@ A task never waits on another: parked steps live in the database and are resumed
 decision, event or timer that frees them.
 """
 import time
+from dataclasses import dataclass
 
 from celery import shared_task
 from django.conf import settings
@@ -51,12 +52,15 @@ def run_step(self, step_run_id, attempt, rate_limit=None):
     run_claims(self, claim, started=started, outcome=tokens.refusal)
 
 
+@dataclass(frozen=True)
 class Tokens:
     """The tokens a rate-limited task took: `wait` (seconds) when there were none, `refusal` (a
     failed Outcome) when the limit cannot be served, e.g. its bucket is no longer defined."""
 
-    def __init__(self, bucket=None, cost=0, wait=None, refusal=None):
-        self.bucket, self.cost, self.wait, self.refusal = bucket, cost, wait, refusal
+    bucket: object = None
+    cost: float = 0
+    wait: float | None = None
+    refusal: object = None
 
     @classmethod
     def take(cls, rate_limit):

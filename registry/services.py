@@ -27,13 +27,27 @@ def compile_path(path):
     """Validate a file against what is registered; raises SpecInvalid."""
     return _with_approver_groups(specs.compile_file(
         path, known_workflows=selectors.known_workflow_keys(), known_agents=selectors.known_agents(),
-        known_webhooks=selectors.known_webhooks()), str(path))
+        known_webhooks=selectors.known_webhooks(), known_buckets=_known_buckets()), str(path))
 
 
 def compile_source(text, *, file="<request>", fmt=None):
     return _with_approver_groups(specs.compile_text(
         text, file, fmt=fmt, known_workflows=selectors.known_workflow_keys(), known_agents=selectors.known_agents(),
-        known_webhooks=selectors.known_webhooks()), file)
+        known_webhooks=selectors.known_webhooks(), known_buckets=_known_buckets()), file)
+
+
+def _known_buckets():
+    """The rate-limit buckets in force as layers (origin, {name: limit}), weakest first: the
+    environment's, then each applied blueprint's. Read now, not from the workers' cache, so a
+    blueprint applied a moment ago counts."""
+    from orchestration.resources.config import env_buckets
+
+    layers = [(None, {name: b["limit"] for name, b in env_buckets().items()})]
+    for name, spec in Blueprint.objects.order_by("updated_at").values_list("name", "spec"):
+        rate_limits = ((spec or {}).get("coordination") or {}).get("rate_limits") or {}
+        layers.append((name, {bucket: b["limit"] for bucket, b in rate_limits.items()
+                                if isinstance(b, dict) and "limit" in b}))
+    return layers
 
 
 def _with_approver_groups(compiled, file):

@@ -70,30 +70,32 @@ def parse_text(text, file, fmt=None):
         raise SpecInvalid([SpecError(file, None, None, f"invalid YAML{where}: {problem}")]) from exc
 
 
-def compile_file(path, *, known_workflows=frozenset(), known_agents=None, known_webhooks=None):
+def compile_file(path, *, known_workflows=frozenset(), known_agents=None, known_webhooks=None, known_buckets=()):
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise SpecInvalid([SpecError(str(path), None, None, f"cannot read file: {exc.strerror}")]) from exc
     return compile_text(text, str(path), base_dir=path.parent, known_workflows=known_workflows,
-                        known_agents=known_agents, known_webhooks=known_webhooks)
+                        known_agents=known_agents, known_webhooks=known_webhooks, known_buckets=known_buckets)
 
 
 def compile_text(text, file="<input>", *, fmt=None, base_dir=None, known_workflows=frozenset(), known_agents=None,
-                 known_webhooks=None):
-    """`known_webhooks`: {path: workflow id} of registered webhook triggers (a path has one owner)."""
+                 known_webhooks=None, known_buckets=()):
+    """`known_webhooks`: {path: workflow id} of registered webhook triggers (a path has one owner);
+    `known_buckets`: the rate-limit buckets in force as layers (origin, {name: limit}), weakest
+    first, origin the name of the blueprint that defines them or None for the environment."""
     raw = parse_text(text, file, fmt)
     where = unstorable_path(raw)
     if where:
         raise SpecInvalid([SpecError(file, None, where, UNSTORABLE)])
     if isinstance(raw, dict) and "workflows" in raw:
         return _compile_blueprint(raw, text, file, base_dir, set(known_workflows), dict(known_agents or {}),
-                                  dict(known_webhooks or {}))
+                                  dict(known_webhooks or {}), known_buckets)
     sink = ErrorSink(file)
     spec = normalize_workflow(raw, sink)
     if spec is not None and not sink.errors:
-        _validate(spec, sink, set(known_workflows) | {spec["id"]}, known_agents or {})
+        _validate(spec, sink, set(known_workflows) | {spec["id"]}, known_agents or {}, bucket_limits(known_buckets))
         _check_webhook_paths(spec, sink, dict(known_webhooks or {}))
     _raise_if_errors([sink])
     return Compiled("workflow", workflows=[WorkflowDoc(spec, text, file)], warnings=sink.warnings)
@@ -113,15 +115,26 @@ def _check_webhook_paths(spec, sink, owners):
         owners[path] = spec["id"]
 
 
-def _validate(spec, sink, known_workflows, known_agents):
+def bucket_limits(layers, *, blueprint=None, own=None):
+    """{name: limit} of the buckets in force once `blueprint` (being compiled) is applied with its
+    `own` buckets: they replace those of its applied version, and are applied last."""
+    limits = {}
+    for origin, buckets in layers:
+        if origin is None or origin != blueprint:
+            limits.update(buckets)
+    return {**limits, **{name: b["limit"] for name, b in (own or {}).items()}}
+
+
+def _validate(spec, sink, known_workflows, known_agents, known_buckets):
     if spec["steps"] and len(spec["steps"]) > MAX_STEPS:
         sink.error(f"has {len(spec['steps'])} steps; at most {MAX_STEPS} are allowed", field="steps")
         return
     validate_workflow(spec, sink, known_workflows=known_workflows,
-                      known_agents={name: a["capabilities"] for name, a in known_agents.items()})
+                      known_agents={name: a["capabilities"] for name, a in known_agents.items()},
+                      known_buckets=known_buckets)
 
 
-def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents, known_webhooks):
+def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents, known_webhooks, known_buckets):
     sink = ErrorSink(file)
     c = Checker(sink, raw)
     c.unknown_fields(BLUEPRINT_FIELDS)
@@ -161,14 +174,15 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents,
     known_workflows |= set(seen)
     # Paths of workflows this blueprint redefines are theirs to keep or give up.
     owners = {path: wf for path, wf in known_webhooks.items() if wf not in seen}
+    coordination = c.get("coordination", dict, default={})
+    rate_limits = normalize_rate_limits(sink, coordination)  # before the workflows: their steps may use them
+    buckets = bucket_limits(known_buckets, blueprint=name, own=rate_limits)
     for doc, entry_sink in docs:
         if not entry_sink.errors:
-            _validate(doc.spec, entry_sink, known_workflows, known_agents)
+            _validate(doc.spec, entry_sink, known_workflows, known_agents, buckets)
             _check_webhook_paths(doc.spec, entry_sink, owners)
-    coordination = c.get("coordination", dict, default={})
     auto_spawn = normalize_auto_spawn(sink, coordination, known_workflows)
     escalation = normalize_escalations(sink, coordination)
-    rate_limits = normalize_rate_limits(sink, coordination)
     resources = normalize_resources(sink, coordination)
     governance = normalize_governance(sink, raw.get("governance"))
     _raise_if_errors(sinks)

@@ -10,8 +10,9 @@ from orchestration.actions import registry as actions
 from . import graph
 
 
-def validate_workflow(spec, sink, *, known_workflows=frozenset(), known_agents=None):
-    """Record every fault of `spec` in `sink`. `known_agents`: {name: {capability: {...}}}."""
+def validate_workflow(spec, sink, *, known_workflows=frozenset(), known_agents=None, known_buckets=None):
+    """Record every fault of `spec` in `sink`. `known_agents`: {name: {capability: {...}}};
+    `known_buckets`: {name: limit} of the rate-limit buckets a step's `rate_limit` may name."""
     steps = spec["steps"]
     if steps is None:
         sink.warn("has no steps: it is registered and listed but cannot be started", field="steps")
@@ -40,6 +41,7 @@ def validate_workflow(spec, sink, *, known_workflows=frozenset(), known_agents=N
     ancestors = graph.ancestors(deps)
     for step in steps:
         _check_step(sink, step, ancestors[step["id"]], tuple(ids), known_workflows, known_agents)
+        _check_rate_limit(sink, step, known_buckets or {})
     if spec["result"] is not None:
         _check_templates(sink, spec["result"], None, "result", set(ids), tuple(ids), foreach=False)
     if (spec.get("concurrency") or {}).get("key"):  # rendered at start: no step has run yet
@@ -81,6 +83,22 @@ def _check_step(sink, step, ancestors, ids, known_workflows, known_agents):
                          foreach=False)
     for i, event in enumerate(step["emit"]):
         _check_templates(sink, event["payload"], sid, f"emit[{i}].payload", ancestors | {sid}, ids, foreach=False)
+
+
+def _check_rate_limit(sink, step, known_buckets):
+    limit = step.get("rate_limit")
+    if not limit or not limit["key"]:
+        return
+    sid, key = step["id"], limit["key"]
+    if step["spawn"] or step["wait_for"]:
+        sink.error("only a step that runs an action takes rate-limit tokens", step=sid, field="rate_limit")
+    elif key not in known_buckets:
+        known = ", ".join(sorted(known_buckets)) or "none"
+        sink.error(f"unknown rate-limit bucket '{key}' (known: {known}); define it in a blueprint's "
+                   "coordination.rate_limits or in DAC_RATE_LIMITS", step=sid, field="rate_limit.key")
+    elif limit["cost"] > known_buckets[key]:
+        sink.error(f"cost {limit['cost']} is more than bucket '{key}' ever holds (limit {known_buckets[key]}): "
+                   "the step could never run", step=sid, field="rate_limit.cost")
 
 
 def _check_agent(sink, step, known_agents):

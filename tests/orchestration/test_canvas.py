@@ -86,3 +86,19 @@ def test_a_spawn_foreach_is_a_group_of_child_starts_one_per_given_item():
     assert [(t.task, t.args) for t in sig.tasks] == [("orchestration.spawning.tasks.spawn_child", (4, 0, 1)),
                                                      ("orchestration.spawning.tasks.spawn_child", (4, 1, 1)),
                                                      ("orchestration.spawning.tasks.spawn_child", (4, 3, 2))]
+
+
+def test_a_rate_limited_step_carries_its_bucket_and_cost_as_a_keyword():
+    sig = dispatch_signature([StepDispatch(6, 1, rate_limit=("llm", 2))])
+    assert (sig.task, sig.args, sig.kwargs) == ("orchestration.tasks.run_step", (6, 1), {"rate_limit": ("llm", 2)})
+
+
+def test_a_step_without_a_rate_limit_has_no_keywords():
+    assert dispatch_signature([StepDispatch(6, 1)]).kwargs == {}
+
+
+def test_every_item_of_a_rate_limited_foreach_carries_the_limit():
+    sig = dispatch_signature([StepDispatch(5, 1, items=((0, 1), (1, 1)), max_parallel=1, rate_limit=("api", 1))])
+    (lane,) = sig.tasks
+    assert [(t.args, t.kwargs) for t in lane.tasks] == [((5, 0, 1), {"rate_limit": ("api", 1)}),
+                                                         ((5, 1, 1), {"rate_limit": ("api", 1)})]

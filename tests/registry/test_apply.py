@@ -358,7 +358,8 @@ def test_good_corpus_exists():
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem) for p in GOOD_FILES])
-def test_good_file_validates_cleanly_and_registers(db, path):
+def test_good_file_validates_cleanly_and_registers(db, settings, path):
+    settings.DAC_RATE_LIMITS = "api=10/second"  # the bucket the corpus's rate-limited step names
     compiled = services.compile_path(path)
     # The only warning a good file may get: spawn / wait_for steps do not run yet.
     assert [w for w in compiled.warnings if "not executable yet" not in w.message] == []
