@@ -89,7 +89,10 @@ def instance_as_dict(instance, *, with_steps=True):
         "started_at": _iso(instance.started_at),
         "finished_at": _iso(instance.finished_at),
     }
-    data["queue"] = instance_queue(instance)
+    if instance.status == InstanceStatus.QUEUED:  # only then: the §8 shape is unchanged otherwise
+        data["queue"] = instance_queue(instance)
+    if instance_spent(instance):  # only then: the §8 shape is unchanged for instances that spent nothing
+        data["usage"] = instance_usage(instance)
     if with_steps:
         data["steps"] = [step_run_as_dict(r) for r in ordered_step_runs(instance)]
     return data
@@ -108,6 +111,22 @@ def instance_queue(instance):
             status=InstanceStatus.QUEUED, holds_slots=False, slot_keys__contains=[key])
         reason["position"] = ahead.count() + 1
     return reason
+
+
+def instance_spent(instance):
+    return bool(instance.tokens_in or instance.tokens_out or instance.cost_usd)
+
+
+def instance_usage(instance):
+    """Tokens and USD of all its attempts (the cost as a string: exact, as the ledger keeps it)."""
+    return {"tokens_in": instance.tokens_in, "tokens_out": instance.tokens_out, "cost_usd": str(instance.cost_usd)}
+
+
+def queue_description(queue):
+    """'max_concurrent (workflow:x, 5 at most), position 2': what an `instance_queue` says, in words."""
+    if queue.get("limit") == "api_tokens":
+        return f"the api_tokens share of type {queue.get('type')} ({queue.get('used')} of {queue.get('share')} used)"
+    return f"{queue['limit']} ({queue['key']}, {queue['max']} at most), position {queue.get('position')}"
 
 
 def ordered_step_runs(instance):

@@ -4,7 +4,7 @@ from rest_framework import serializers
 from registry.serializers import PriorityField
 
 from .models import StepRun, WorkflowInstance
-from .selectors import child_ids, instance_queue, ordered_step_runs
+from .selectors import child_ids, instance_queue, instance_spent, instance_usage, ordered_step_runs
 
 
 class StepRunSerializer(serializers.ModelSerializer):
@@ -46,15 +46,32 @@ class InstanceSerializer(serializers.ModelSerializer):
     def get_queue(self, instance) -> dict | None:
         return instance_queue(instance)
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["queue"] is None:  # present only while queued: the §8 shape is unchanged otherwise
+            del data["queue"]
+        return data
+
 
 class InstanceDetailSerializer(InstanceSerializer):
     steps = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField(help_text="once it spent anything: tokens_in, tokens_out and cost_usd "
+                                                        "(a decimal string) of all its attempts")
 
     class Meta(InstanceSerializer.Meta):
-        fields = [*InstanceSerializer.Meta.fields, "steps"]
+        fields = [*InstanceSerializer.Meta.fields, "steps", "usage"]
 
     def get_steps(self, instance) -> list[dict]:
         return StepRunSerializer(ordered_step_runs(instance), many=True).data
+
+    def get_usage(self, instance) -> dict | None:
+        return instance_usage(instance) if instance_spent(instance) else None
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["usage"] is None:  # present once it spent something: the §8 shape is unchanged otherwise
+            del data["usage"]
+        return data
 
 
 class DecisionSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ commit with the parked step, or not at all.
 - `step_requirement`: does a step about to run need a human, after the blueprint's rules?
 - `open_step_gate`: park it behind an `approval` escalation (or resolve one by policy at once).
 - `conditions_fire`: `coordination.escalation` conditions, each at most once per instance.
+- `instance_escalation_open`: a notice or instance gate raised by such a rule, a budget or a quota.
 """
 from dataclasses import replace
 
@@ -116,8 +117,6 @@ def open_step_gate(instance, plan, run, step, requirement, shown):
 def conditions_fire(instance, plan, policy, step=None):
     """Evaluate the blueprint's `coordination.escalation` conditions for this instance now;
     returns True when one that requires approval fired (the instance is then gated)."""
-    from . import effects
-
     if not policy.escalations:
         return False
     fired = set(Escalation.objects.filter(instance_id=instance.id).exclude(rule="").values_list("rule", flat=True))
@@ -131,18 +130,33 @@ def conditions_fire(instance, plan, policy, step=None):
             continue
         requires = rule["action"] == "require_approval"
         workflow = plan.spec["id"]
-        escalation = Escalation.objects.create(
-            level=rule["level"], type=rule["action"], gate=Gate.INSTANCE if requires else Gate.NONE,
+        instance_escalation_open(
+            instance, workflow, rule=rule["key"], level=rule["level"], kind=rule["action"], gates=requires,
             title=rule["title"] or f"{workflow}: {rule['condition']}",
-            description=f"condition `{rule['condition']}` holds ({rule['action']})",
-            workflow=workflow, instance_id=instance.id, step_id=facts["step"] or "",
+            description=f"condition `{rule['condition']}` holds ({rule['action']})", step_id=facts["step"] or "",
             context={"condition": rule["condition"], "action": rule["action"], "facts": facts.shown(condition.names)},
-            options=["approve", "reject"] if requires else [],
-            approvers=list(rule["approvers"]) or list(default_approvers(policy)),
-            min_approvals=rule["min_approvals"], rule=rule["key"],
+            approvers=list(rule["approvers"]) or list(default_approvers(policy)), min_approvals=rule["min_approvals"],
         )
-        effects.opened(escalation, instance)
         if requires:
-            instance.gated = gated = True
+            gated = True
             break  # one gate at a time: later conditions are looked at again once it is decided
     return gated
+
+
+def instance_escalation_open(instance, workflow, *, rule, level, kind, title, description, context, approvers,
+                             gates=False, step_id="", min_approvals=1):
+    """An escalation about the whole instance, raised by `rule` (a condition, its budget, its type's
+    token quota) at most once per instance: a notice, or with `gates` an approval that holds the
+    instance's next steps (`instance.gated`) until it is decided."""
+    from . import effects
+
+    escalation = Escalation.objects.create(
+        level=level, type=kind, gate=Gate.INSTANCE if gates else Gate.NONE, title=title[:300],
+        description=description, workflow=workflow, instance_id=instance.id, step_id=step_id, context=context,
+        options=["approve", "reject"] if gates else [], approvers=list(approvers), min_approvals=min_approvals,
+        rule=rule,
+    )
+    effects.opened(escalation, instance)
+    if gates:
+        instance.gated = True
+    return escalation

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
@@ -35,6 +36,7 @@ from governance.escalations.states import OPEN, Gate
 from orchestration import engine
 from orchestration.dag import dag_svg
 from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.selectors import instance_queue, queue_description
 from orchestration.states import INSTANCE_ACTIVE, InstanceStatus, StepStatus
 
 
@@ -147,11 +149,12 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
     actions = ("pause_selected", "resume_selected", "terminate_selected", "retry_selected")
     inlines = (StepRunInline,)
     fieldsets = (
-        (None, {"fields": ("id", "workflow", "version_number", "status_badge", "priority", "parent_link",
+        (None, {"fields": ("id", "workflow", "version_number", "status_badge", "held_by", "priority", "parent_link",
                            "children_links", "created_by", "failing")}),
         ("Started by", {"fields": ("trigger_json", "correlation_link")}),
         ("Timing", {"fields": ("created_at", "started_at", "finished_at", "duration", "deadline_at")}),
         ("Data", {"fields": ("context_json", "result_json", "error_json")}),
+        ("Usage (all attempts)", {"fields": ("tokens_in", "tokens_out", "cost_usd")}),
     )
 
     def get_queryset(self, request):
@@ -180,6 +183,11 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, instance):
         return status_badge(instance.status, instance.get_status_display())
+
+    @admin.display(description="queued")
+    def held_by(self, instance):
+        queue = instance_queue(instance)
+        return f"held by {queue_description(queue)}" if queue else EMPTY
 
     @admin.display(description="duration")
     def duration(self, instance):
@@ -333,7 +341,16 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
                                      if can_operate and instance.status in op.offered_when],
             "operate_url": reverse("admin:orchestration_workflowinstance_operate", args=[instance.id]),
             "decide_url": reverse("admin:orchestration_workflowinstance_decide", args=[instance.id]),
+            "attempts_with_usage": _attempts_with_usage(instance),
         }
+
+
+def _attempts_with_usage(instance, limit=200):
+    """The instance's attempts that reported tokens or cost, in the order they began."""
+    spent = Q(tokens_in__gt=0) | Q(tokens_out__gt=0) | Q(cost_usd__gt=0)
+    return (StepAttempt.objects.filter(spent, step_run__instance=instance).select_related("step_run")
+            .only("number", "item_index", "model", "tokens_in", "tokens_out", "cost_usd", "step_run__step_id")
+            .order_by("started_at", "id")[:limit])
 
 
 def _approval_summary(approval):

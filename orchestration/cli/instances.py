@@ -83,20 +83,13 @@ def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
     if data["error"]:
         cmd.out(f"error: {data['error'].get('message', data['error'])}")
     if data["queue"]:
-        cmd.out(f"queued: held by {queue_text(data['queue'])}")
+        cmd.out(f"queued: held by {selectors.queue_description(data['queue'])}")
     for s in data["steps"]:
         cmd.out(f"  {s['step_id']:<30} {s['status']:<17} attempts={s['attempts']}")
     for child in data["children"]:
         cmd.out(f"  child {child}")
     if data["result"] is not None:
         cmd.out(f"result: {as_json(data['result'])}")
-
-
-def queue_text(queue):
-    """max_concurrent (workflow:x, 5 at most), position 2"""
-    if queue.get("limit") == "api_tokens":
-        return f"the api_tokens share of type {queue.get('type')} ({queue.get('used')} of {queue.get('share')} used)"
-    return f"{queue['limit']} ({queue['key']}, {queue['max']} at most), position {queue.get('position')}"
 
 
 def do_lifecycle(cmd, verb, id, as_user, json, **_):

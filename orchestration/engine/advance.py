@@ -9,7 +9,10 @@ from django.utils import timezone
 from orchestration import canvas, templating
 from orchestration.canvas import StepDispatch
 from orchestration.models import StepItem, StepRun
+from orchestration.resources.budgets import budget_enforce
+from orchestration.resources.quotas import quota_held, quota_hold, quota_holds
 from orchestration.states import (
+    INSTANCE_TERMINAL,
     STEP_TERMINAL,
     STEP_WAITING,
     check_instance_transition,
@@ -49,11 +52,14 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
         runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
     governance = Governance.of(instance)
     ready = [*preready, *([] if instance.failing else _resolve_pending(instance, plan, runs, governance))]
+    if preready and quota_hold(instance, plan):
+        ready = []  # first steps created ready wait, as they are, for the quota's release
     if not instance.failing:
         failed = _first_blocking_failure(plan, runs)
         if failed is not None:
             _start_failing(instance, failed)
     if instance.failing:
+        _leave_quota_hold(instance)
         _advance_failing(instance, runs, plan, effects)
         return runs
     held = _inline_candidate(plan, ready, inline_queue) if instance.status != I.PAUSED else None
@@ -62,8 +68,12 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
         effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready if run is not held)
         effects.inline = dispatch_for(instance, plan, held) if held is not None else None
     if all(r.status in STEP_TERMINAL for r in runs.values()) and not governance.holds_instance(plan):
+        _leave_quota_hold(instance)
         _complete(instance, plan, runs, effects)
+    elif instance.status != I.PAUSED and quota_holds(instance):
+        set_instance_status(instance, I.QUEUED)
     elif instance.status != I.PAUSED:
+        _leave_quota_hold(instance)
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
     if as_stored is None or _engine_state(instance) != as_stored:
@@ -73,7 +83,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
 
 # The instance columns the engine changes; saving only these keeps a big context out of every write.
 ENGINE_FIELDS = ["status", "result", "error", "failing", "gated", "compensation_started", "completion_count",
-                 "deadline_at", "finished_at", "updated_at"]
+                 "deadline_at", "finished_at", "queued_reason", "updated_at"]
 
 
 def save_state(instance):
@@ -104,6 +114,7 @@ def dispatch_for(instance, plan, run, *, countdown=None):
         priority=instance.priority,
         kind=kind,
         countdown=countdown,
+        rate_limit=canvas.rate_limit_of(step) if kind == canvas.RUN else None,
     )
 
 
@@ -130,7 +141,19 @@ def set_instance_status(instance, status):
     the bus (and to a waiting parent or schedule) by `lifecycle`."""
     check_instance_transition(instance.status, status)
     old, instance.status = instance.status, status
+    if status in INSTANCE_TERMINAL and old not in INSTANCE_TERMINAL:
+        # Stamped before anything reacts: an instance its end lets start begins after this.
+        instance.finished_at = timezone.now()
     lifecycle.instance_changed(instance, old, status)
+
+
+def _leave_quota_hold(instance):
+    """A quota hold ends (its type is under its share again, or the instance fails or ends). Out of
+    `queued` through `waiting`: straight to running would announce a second `workflow.started`."""
+    if quota_held(instance):
+        instance.queued_reason = None
+        if instance.status == I.QUEUED:
+            set_instance_status(instance, I.WAITING)
 
 
 def _first_blocking_failure(plan, runs):
@@ -192,15 +215,15 @@ def pending_compensations(instance, plan):
 
 def finish_failed(instance):
     set_instance_status(instance, I.FAILED)
-    instance.finished_at = timezone.now()
     save_state(instance)
 
 
 def _resolve_pending(instance, plan, runs, governance):
     """Decide every pending step whose dependencies allow it; returns the newly ready runs.
 
-    A step about to run first meets governance: an instance-level gate (a `require_approval`
-    condition) stops resolving altogether, and a step that needs approval parks behind its own.
+    A step about to run first meets its budget and its type's token quota, then governance: an
+    instance-level gate (a `require_approval` condition, an escalated budget) stops resolving
+    altogether, and a step that needs approval parks behind its own.
     """
     ready = []
     for sid in plan.order:
@@ -216,7 +239,7 @@ def _resolve_pending(instance, plan, runs, governance):
         if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
             _finish(instance, plan, run, S.SKIPPED if run.status == S.PENDING else run.status)
             continue
-        if governance.holds_instance(plan, step):
+        if budget_enforce(instance, plan) or quota_hold(instance, plan) or governance.holds_instance(plan, step):
             break
         # foreach items are rendered with `when`, before any approval, so approvers see them.
         has_work = step["foreach"] is None or _prepare_items(instance, plan, runs, run, step)
@@ -246,13 +269,13 @@ def mark_ready(runs):
 
 def _inline_candidate(plan, ready, queue):
     """The first ready plain step on `queue` with no time limit of its own (it would run under
-    the calling task's), or None."""
+    the calling task's) and no rate limit (its tokens are taken before a claim, by its own task), or None."""
     if not queue:
         return None
     for run in ready:
         step = plan.steps[run.step_id]
         if step_kind(step) == canvas.RUN and step["foreach"] is None and step["queue"] == queue \
-                and not step["timeout_seconds"]:
+                and not step["timeout_seconds"] and canvas.rate_limit_of(step) is None:
             return run
     return None
 
@@ -333,7 +356,6 @@ def _complete(instance, plan, runs, effects):
         _advance_failing(instance, runs, plan, effects)
         return
     set_instance_status(instance, I.COMPLETED)
-    instance.finished_at = timezone.now()
 
 
 def instance_result(instance, plan, runs):

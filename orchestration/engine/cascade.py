@@ -35,7 +35,6 @@ def stop_instance(instance, status, *, family_locked=False):
     active.update(status=S.CANCELLED, finished_at=now)
     StepItem.objects.filter(step_run__instance=instance).exclude(status__in=STEP_TERMINAL).update(status=S.CANCELLED)
     set_instance_status(instance, status)
-    instance.finished_at = now
     instance.save()
     effects.send_on_commit()
 

@@ -169,7 +169,6 @@ def _start_held(instance, plan, verdict, actor, workflow, version):
         instance.error = {"type": "ConcurrencyLimit", "limit": reason["limit"], "key": reason["key"],
                           "message": f"refused: {reason['key']} already runs {reason['max']} instance(s) "
                                      "(concurrency strategy cancel_new)"}
-        instance.finished_at = timezone.now()
         set_instance_status(instance, I.TERMINATED)
         instance.save(update_fields=["status", "error", "finished_at"])
     instance.inline_claim = None

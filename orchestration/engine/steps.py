@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from orchestration.events.publish import Draft, publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.resources.budgets import budget_enforce
+from orchestration.resources.ledger import has_usage, usage_record
 from orchestration.states import INSTANCE_RETRYABLE
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
@@ -108,6 +110,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
     instance = lock_instance(claim.instance_id)
     holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
     now = timezone.now()
+    retry_in = None
     if outcome.ok:
         instance.completion_count += 1
         workflow = claim.plan.spec["id"]
@@ -116,6 +119,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
             return Finish()  # a duplicate delivery already finished this attempt
         if outcome.emitted:
             publish(emitted_drafts(instance, workflow, outcome.emitted))
+        _count_usage(instance, claim, outcome)
     else:
         retryable = instance.status in INSTANCE_RETRYABLE and not instance.failing
         retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
@@ -128,15 +132,26 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         if not changed:
             return Finish()  # this attempt no longer holds the step: its record stays as the holder left it
         _attempt_end(claim, outcome)
-        if retry_in is not None:
+        if not _count_usage(instance, claim, outcome) and retry_in is not None:
             return Finish(retry_in=retry_in)
-        lifecycle.step_ended(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)
+        if retry_in is None:
+            lifecycle.step_ended(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)
     effects = Effects()
     runs = advance(instance, claim.plan, effects, inline_queue=continue_on_queue)
     inline = Inline(continue_on_queue, task_id, worker)
     next_claim = continue_inline(effects, inline, runs) if effects.inline is not None else None
     effects.send_on_commit()
-    return Finish(next_claim=next_claim)
+    # Over budget, a step set to retry is cancelled with the failing instance, or retries meanwhile
+    # when the overrun waits for a decision (a running step finishes).
+    return Finish(retry_in=None if instance.failing else retry_in, next_claim=next_claim)
+
+
+def _count_usage(instance, claim, outcome):
+    """Count a recorded attempt's usage and check the budget against it (the caller's conditional
+    update holds the attempt, so a redelivered outcome counts nothing). True when the budget now
+    stops the instance's next steps."""
+    return usage_record(instance=instance, plan=claim.plan, usage=outcome.usage) and budget_enforce(instance,
+                                                                                                     claim.plan)
 
 
 @dataclass(frozen=True)
@@ -165,16 +180,24 @@ def continue_inline(effects, inline, runs):
 @transaction.atomic
 def item_attempt_finish(*, claim, outcome):
     """Record a foreach item's attempt; returns the retry countdown or None. The join decides."""
+    # Usage is added to the instance's row: lock it first, as every outcome does, not after the item.
+    instance = lock_instance(claim.instance_id) if has_usage(outcome.usage) else None
     _attempt_end(claim, outcome)
     holds_item = Q(step_run_id=claim.step_run_id, index=claim.item_index, status=S.RUNNING, attempts=claim.attempt)
+    retry_in = None
     if outcome.ok:
-        StepItem.objects.filter(holds_item).update(status=S.COMPLETED, output=outcome.output, error=None)
-        return None
-    retryable = WorkflowInstance.objects.filter(id=claim.instance_id, status__in=INSTANCE_RETRYABLE,
-                                                failing=False).exists()
-    retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
-    status = S.READY if retry_in is not None else S.FAILED
-    StepItem.objects.filter(holds_item).update(status=status, error=outcome.error)
+        held = StepItem.objects.filter(holds_item).update(status=S.COMPLETED, output=outcome.output, error=None)
+    else:
+        retryable = WorkflowInstance.objects.filter(id=claim.instance_id, status__in=INSTANCE_RETRYABLE,
+                                                    failing=False).exists()
+        retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
+        status = S.READY if retry_in is not None else S.FAILED
+        held = StepItem.objects.filter(holds_item).update(status=status, error=outcome.error)
+    if held and instance is not None and _count_usage(instance, claim, outcome):
+        effects = Effects()  # the budget fails or gates the instance now, not when the items join
+        advance(instance, claim.plan, effects)
+        effects.send_on_commit()
+        return None if instance.failing else retry_in
     return retry_in
 
 

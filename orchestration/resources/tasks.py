@@ -8,4 +8,6 @@ def resources_sweep():
     frees it; this catches the rest (raised limits, a pass cut short)."""
     from orchestration.engine.admission import queue_sweep
 
-    return {"queued_started": queue_sweep()}
+    from .quotas import quotas_release
+
+    return {"queued_started": queue_sweep(), "quota_released": quotas_release()}

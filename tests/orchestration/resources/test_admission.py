@@ -251,3 +251,12 @@ def test_the_cli_takes_an_idempotency_key_and_shows_what_holds_a_queued_instance
     call_command("dac", "status", started["id"], stdout=out)
     assert f"queued: held by max_concurrent (workflow:{workflow}, 1 at most), position 1" in out.getvalue()
     assert fresh(WorkflowInstance(id=started["id"])).priority == 7
+
+
+def test_the_console_instance_page_says_what_holds_a_queued_instance(admin_client):
+    workflow = limited(max_concurrent=1)
+    start(workflow)
+    queued = start(workflow)
+    page = admin_client.get(f"/admin/orchestration/workflowinstance/{queued.id}/change/")
+    assert page.status_code == 200
+    assert f"held by max_concurrent (workflow:{workflow}, 1 at most), position 1" in page.content.decode()
