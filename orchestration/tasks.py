@@ -28,21 +28,24 @@ DB_RETRY = {
 
 
 @shared_task(bind=True, ignore_result=True, **DB_RETRY)
-def run_step(self, step_run_id, attempt, rate_limit=None):
+def run_step(self, step_run_id, attempt, rate_limit=None, reserved=False):
     """Run attempt `attempt` (absolute number) of a step, then any plain successor it made
     ready on this queue, inline, while the task stays within its time budget.
 
-    With `rate_limit` ((bucket, cost)) it first takes the step's tokens; without them the same
-    message goes out again for when they refill (neither a retry nor an attempt) and the worker
-    moves on: it never sleeps for tokens.
+    With `rate_limit` ((bucket, cost)) it first takes the step's tokens; without them it reserves
+    its turn and the same message goes out again for that time, `reserved` (neither a retry nor an
+    attempt), and the worker moves on: it never sleeps for tokens.
     """
     started = time.monotonic()
-    tokens = Tokens.take(rate_limit)
+    tokens = Tokens.take(rate_limit, reserved=reserved)
     if tokens.wait is not None:
+        later = {**(self.request.kwargs or {}), "reserved": tokens.reserved}
         if step_defer(step_run_id=step_run_id, attempt=attempt, wait_seconds=tokens.wait):
-            self.signature_from_request(countdown=tokens.wait).apply_async()
+            self.signature_from_request(kwargs=later, countdown=tokens.wait).apply_async()
         elif redelivered(self):  # its worker may have died holding the step: only this task id may take it back
-            raise self.retry(countdown=tokens.wait, max_retries=None)
+            raise self.retry(kwargs=later, countdown=tokens.wait, max_retries=None)
+        else:
+            tokens.refund()  # a duplicate: nobody will use the turn it reserved
         return
     claim = engine.step_claim(step_run_id=step_run_id, attempt=attempt, task_id=self.request.id,
                               worker=self.request.hostname or "", redelivered=redelivered(self))
@@ -54,25 +57,32 @@ def run_step(self, step_run_id, attempt, rate_limit=None):
 
 @dataclass(frozen=True)
 class Tokens:
-    """The tokens a rate-limited task took: `wait` (seconds) when there were none, `refusal` (a
-    failed Outcome) when the limit cannot be served, e.g. its bucket is no longer defined."""
+    """The tokens of a rate-limited task: taken (`bucket`, `cost`), reserved for a turn `wait`
+    seconds away (`reserved`), or none yet (`wait`: when to ask again); `refusal` (a failed
+    Outcome) when the limit cannot be served, e.g. its bucket is no longer defined."""
 
     bucket: object = None
     cost: float = 0
     wait: float | None = None
+    reserved: bool = False
     refusal: object = None
 
     @classmethod
-    def take(cls, rate_limit):
+    def take(cls, rate_limit, *, reserved=False):
+        """`reserved`: this message was sent for the turn its tokens were reserved for."""
         if not rate_limit:
             return cls()
         name, cost = rate_limit
         try:
             bucket = ratelimits.bucket_get(name)
+            if reserved:
+                return cls(bucket, cost)
             granted, wait = ratelimits.rate_limit_take(bucket=bucket, cost=cost)
         except ratelimits.RateLimitUnusable as exc:  # fails the attempt, so its retry policy bounds it
             return cls(refusal=failed_outcome("RateLimitError", str(exc)))
-        return cls(bucket, cost) if granted else cls(wait=wait)
+        if not granted:
+            return cls(wait=wait)
+        return cls(bucket, cost, wait=wait or None, reserved=bool(wait))
 
     def refund(self):
         if self.bucket is not None:
@@ -128,17 +138,19 @@ def _inline_queue(request, started):
 
 
 @shared_task(bind=True, **DB_RETRY)
-def run_item(self, step_run_id, index, attempt, rate_limit=None):
+def run_item(self, step_run_id, index, attempt, rate_limit=None, reserved=False):
     """Run one foreach item (a chord header task). `attempt` counts from 1 in this round.
 
     It always returns normally so the chord body runs; failures are recorded on the item. An
-    item without tokens retries at the same attempt when they refill, keeping its chord whole.
+    item without tokens retries at the same attempt at its reserved turn, keeping its chord whole.
     """
-    tokens = Tokens.take(rate_limit)
+    tokens = Tokens.take(rate_limit, reserved=reserved)
     if tokens.wait is not None:
         deferred = step_defer(step_run_id=step_run_id, attempt=attempt, wait_seconds=tokens.wait, index=index)
         if deferred or redelivered(self):
-            raise self.retry(countdown=tokens.wait, max_retries=None)
+            raise self.retry(kwargs={**(self.request.kwargs or {}), "reserved": tokens.reserved},
+                             countdown=tokens.wait, max_retries=None)
+        tokens.refund()  # a duplicate: nobody will use the turn it reserved
         return None
     claim = engine.item_claim(step_run_id=step_run_id, index=index, attempt=attempt, task_id=self.request.id,
                               worker=self.request.hostname or "")

@@ -4,6 +4,11 @@ write of a bucket, so all workers share it atomically, on Redis's clock (TIME), 
 A bucket is the hash {tokens, ts} at `dac:ratelimit:<name>`: it holds at most `limit` tokens
 and refills at limit/per tokens a second. A missing key is a full bucket, so the key expires
 once it would have refilled anyway.
+
+A take that finds too few tokens reserves them: the level goes below zero by the cost, and the
+caller is told when its turn comes (the time the debt is refilled). Each waiter so gets its own
+turn and runs once, at it, instead of every waiter waking at each refill to race for one token.
+A turn further off than MAX_RESERVE_SECONDS is not reserved: the caller comes back then.
 """
 from dacproject.redis_client import client as redis_client
 
@@ -12,9 +17,12 @@ from .config import resource_config
 KEY_PREFIX = "dac:ratelimit:"
 WHERE_BUCKETS_COME_FROM = "a blueprint's coordination.rate_limits or DAC_RATE_LIMITS"
 
-# ARGV: capacity, refill per second, cost, mode ("take", "refund" or "peek").
-# Returns {granted 0|1, wait seconds, tokens left}; the numbers as strings, as Redis would
-# truncate a Lua number to an integer.
+# Queued messages wait in the broker until their turn: well within Redis's visibility timeout.
+MAX_RESERVE_SECONDS = 300
+
+# ARGV: capacity, refill per second, cost, mode ("take", "refund" or "peek"), longest reservation.
+# Returns {granted 0 (no) | 1 (now) | 2 (reserved for after `wait`), wait seconds, tokens left}; the
+# numbers as strings, as Redis would truncate a Lua number to an integer.
 _SCRIPT = """
 local capacity, rate, cost, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local clock = redis.call('TIME')
@@ -31,6 +39,9 @@ if mode == 'take' then
     tokens, granted = tokens - cost, 1
   else
     wait = (cost - tokens) / rate
+    if wait <= tonumber(ARGV[5]) then
+      tokens, granted = tokens - cost, 2
+    end
   end
 elseif mode == 'refund' then
   tokens = math.min(capacity, tokens + cost)
@@ -60,13 +71,16 @@ def bucket_get(name):
 
 
 def rate_limit_take(*, bucket, cost):
-    """Take `cost` tokens from `bucket` (a config.Bucket) if it holds them: (granted, wait_seconds),
-    where wait_seconds is how long until it will hold `cost` tokens (0 when granted)."""
+    """Take `cost` tokens from `bucket` (a config.Bucket): (granted, wait_seconds). Granted with no
+    wait: run now. Granted with a wait: the tokens are reserved, run once it has passed without
+    taking again. Not granted: nothing taken, ask again after the wait (at most MAX_RESERVE_SECONDS)."""
     if cost > bucket.limit:
         raise RateLimitUnusable(f"rate_limit cost {cost} is more than bucket '{bucket.name}' ever holds "
                                 f"(limit {bucket.limit} per {bucket.per})")
     granted, wait, _ = _run(bucket, cost, "take")
-    return bool(int(granted)), float(wait)
+    if int(granted) == 0:
+        return False, MAX_RESERVE_SECONDS
+    return True, float(wait)
 
 
 def rate_limit_refund(*, bucket, cost):
@@ -74,10 +88,10 @@ def rate_limit_refund(*, bucket, cost):
     _run(bucket, cost, "refund")
 
 
-def bucket_levels():
-    """Every bucket in force with the tokens it holds now, read without taking any:
-    [{"name", "limit", "per", "tokens"}], by name."""
-    buckets = sorted(resource_config().buckets.values(), key=lambda b: b.name)
+def bucket_levels(buckets=None):
+    """Every bucket in force (or these) with the tokens it holds now, read without taking any:
+    [{"name", "limit", "per", "tokens"}], by name; below zero while turns are reserved."""
+    buckets = sorted(resource_config().buckets.values() if buckets is None else buckets, key=lambda b: b.name)
     pipe = redis_client().pipeline(transaction=False)
     for bucket in buckets:
         _run(bucket, 0, "peek", client=pipe)
@@ -89,5 +103,5 @@ def bucket_levels():
 def _run(bucket, cost, mode, client=None):
     if _script["registered"] is None:
         _script["registered"] = redis_client().register_script(_SCRIPT)
-    return _script["registered"](keys=[KEY_PREFIX + bucket.name], args=[bucket.limit, bucket.refill_per_second,
-                                                                        cost, mode], client=client)
+    return _script["registered"](keys=[KEY_PREFIX + bucket.name], client=client,
+                                 args=[bucket.limit, bucket.refill_per_second, cost, mode, MAX_RESERVE_SECONDS])

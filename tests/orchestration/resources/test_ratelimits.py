@@ -13,6 +13,7 @@ from orchestration.resources.config import Bucket
 from orchestration.resources.deferral import step_defer
 from orchestration.resources.ratelimits import (
     KEY_PREFIX,
+    MAX_RESERVE_SECONDS,
     RateLimitUnusable,
     bucket_get,
     bucket_levels,
@@ -47,31 +48,46 @@ def env_limits(settings, db):
     policies_changed()
 
 
-def test_a_fresh_bucket_grants_a_burst_up_to_its_limit_then_says_how_long_to_wait():
+def test_a_fresh_bucket_grants_a_burst_up_to_its_limit_then_reserves_each_taker_its_own_turn():
     bucket = fresh_bucket(5)
-    results = takes(bucket, 6)
-    assert [granted for granted, _ in results] == [True] * 5 + [False]
+    results = takes(bucket, 8)
+    assert all(granted for granted, _ in results)
     assert all(wait == 0 for _, wait in results[:5])
-    assert 0.15 < results[5][1] <= 0.2  # one token at 5 a second, less what trickled in meanwhile
+    turns = [wait for _, wait in results[5:]]  # one token each at 5 a second, less what trickled in
+    assert 0.15 < turns[0] <= 0.2 and 0.35 < turns[1] <= 0.4 and 0.55 < turns[2] <= 0.6
+    assert tokens_now(bucket) < -2.5  # the reserved turns are owed
 
 
-def test_wait_is_the_time_until_the_cost_is_there():
+def test_a_turn_is_the_time_until_the_cost_is_there_after_the_turns_before_it():
     bucket = fresh_bucket(6, "minute")  # 0.1 token a second
     takes(bucket, 6)
     granted, wait = rate_limit_take(bucket=bucket, cost=2)
-    assert not granted
-    assert 19.9 < wait <= 20.0
+    assert granted and 19.9 < wait <= 20.0
+    granted, wait = rate_limit_take(bucket=bucket, cost=1)
+    assert granted and 29.9 < wait <= 30.0
 
 
-def test_the_bucket_refills_at_its_rate_and_grants_once_the_wait_is_over():
+def test_a_turn_further_off_than_the_longest_reservation_is_not_reserved():
+    bucket = fresh_bucket(1, "minute")  # a turn a minute: the seventh is 360 s away
+    turns = takes(bucket, 6)
+    assert all(granted for granted, _ in turns) and 299.9 < turns[5][1] <= 300
+    before = tokens_now(bucket)
+    assert rate_limit_take(bucket=bucket, cost=1) == (False, MAX_RESERVE_SECONDS)
+    assert tokens_now(bucket) == pytest.approx(before, abs=0.01)  # nothing was taken
+
+
+def test_the_bucket_refills_at_its_rate_and_grants_at_once_when_it_holds_the_cost():
     bucket = fresh_bucket(20)
-    assert all(granted for granted, _ in takes(bucket, 20))
+    assert all(wait == 0 for _, wait in takes(bucket, 20))
     emptied = time.monotonic()
-    granted, wait = rate_limit_take(bucket=bucket, cost=4)
-    assert not granted and 0.18 < wait <= 0.2
-    wait_until(lambda: rate_limit_take(bucket=bucket, cost=4)[0], timeout=2, interval=0.01,
-               message="four tokens to refill")
+    wait_until(lambda: tokens_now_refilled(bucket) >= 4, timeout=2, interval=0.01, message="four tokens to refill")
+    assert rate_limit_take(bucket=bucket, cost=4) == (True, 0)
     assert 0.18 <= time.monotonic() - emptied < 0.5
+
+
+def tokens_now_refilled(bucket):
+    """The level now, refill included, read without taking."""
+    return next(level["tokens"] for level in bucket_levels([bucket]))
 
 
 def test_a_refund_gives_tokens_back_but_never_past_the_limit():
@@ -81,7 +97,7 @@ def test_a_refund_gives_tokens_back_but_never_past_the_limit():
     assert 4.0 <= tokens_now(bucket) < 4.01
     rate_limit_refund(bucket=bucket, cost=100)
     assert tokens_now(bucket) == 5.0
-    assert [granted for granted, _ in takes(bucket, 6)] == [True] * 5 + [False]
+    assert [wait == 0 for _, wait in takes(bucket, 6)] == [True] * 5 + [False]
 
 
 def test_the_key_expires_once_the_bucket_would_be_full_again():
@@ -96,32 +112,35 @@ def test_a_cost_above_the_limit_is_refused_rather_than_waited_for():
 
 
 def _hammer(bucket, seconds, threads):
-    """Take one token at a time from `threads` threads until `seconds` pass; how many were granted."""
-    granted = []
+    """Take one token at a time from `threads` threads until `seconds` pass: the (wall-clock) time
+    each granted taker may run, and how many were refused."""
+    turns, refused = [], []
 
     def loop():
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            granted.append(rate_limit_take(bucket=bucket, cost=1)[0])
+            granted, wait = rate_limit_take(bucket=bucket, cost=1)
+            (turns.append(time.time() + wait) if granted else refused.append(wait))
 
     workers = [threading.Thread(target=loop) for _ in range(threads)]
     for t in workers:
         t.start()
     for t in workers:
         t.join()
-    return sum(granted), len(granted)
+    return turns, len(refused)
 
 
-def test_many_processes_and_threads_taking_at_once_never_get_more_than_limit_plus_refill():
-    bucket = fresh_bucket(20)  # 20 at once, then 20 a second
-    started = time.monotonic()
+def test_many_processes_and_threads_taking_at_once_never_get_turns_faster_than_limit_plus_refill():
+    bucket = fresh_bucket(2)  # 2 at once, then 2 a second: 300 s of turns are 602
+    started = time.time()
     with multiprocessing.get_context("fork").Pool(4) as pool:
         results = pool.starmap(_hammer, [(bucket, 1.0, 4)] * 4)
-    elapsed = time.monotonic() - started
-    granted, tried = sum(g for g, _ in results), sum(t for _, t in results)
-    assert tried > 10 * granted  # the bucket was contended all along
-    assert granted <= 20 + 20 * elapsed + 1
-    assert granted >= 20 + 20 * 0.9  # and it did hand out what it had and what it refilled
+    turns = sorted(t for ts, _ in results for t in ts)
+    refused = sum(n for _, n in results)
+    assert refused > 0  # past the longest reservation, takers are told to come back
+    assert 2 + 2 * (MAX_RESERVE_SECONDS - 1) <= len(turns) <= 2 + 2 * (MAX_RESERVE_SECONDS + 1)
+    for k, turn in enumerate(turns):  # the k-th turn comes no sooner than the bucket allows
+        assert k + 1 <= 2 + 2 * (turn - started) + 1, f"turn {k + 1} at {turn - started:.3f} s"
 
 
 def test_buckets_in_force_are_found_by_name_and_their_levels_read_without_taking(env_limits):
