@@ -102,10 +102,12 @@ def hand_on(keys):
 
 
 def _start_queued(instance):
-    now = timezone.now()
     instance.holds_slots, instance.queued_reason = True, None
-    instance.started_at = instance.started_at or now
-    set_instance_status(instance, I.RUNNING)
+    if instance.started_at is None:
+        instance.started_at = timezone.now()
+        set_instance_status(instance, I.RUNNING)  # announced as `workflow.started`
+    else:  # a retry that was queued: started long ago, and advancing sets it running
+        set_instance_status(instance, I.WAITING)
     WorkflowInstance.objects.filter(id=instance.id).update(holds_slots=True, queued_reason=None,
                                                            started_at=instance.started_at)
     effects = Effects()

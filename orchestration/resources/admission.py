@@ -26,8 +26,10 @@ from .config import type_limits
 # pg_advisory_xact_lock key of admission decisions ("DAC admit" in ASCII).
 ADMISSION_LOCK = 0x44414341444D4954
 MAX_KEY_VALUE_LENGTH = 200
-# Queued instances looked at per freed pool in one pass; the sweep goes on from there.
+# Queued instances looked at per freed pool in one pass (the sweep goes on from there), read and
+# locked this many at a time.
 HAND_ON_SCAN = 200
+HAND_ON_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,21 @@ def queued_reason(pool, counts):
     return reason
 
 
-def waiting_for(keys, *, limit=HAND_ON_SCAN):
-    """Queued instances (not yet started) that need any of `keys`: highest priority, then oldest,
-    locked; one another transaction holds (being terminated, say) is skipped."""
-    return list(WorkflowInstance.objects.select_for_update(skip_locked=True, of=("self",))
-                .filter(status=I.QUEUED, holds_slots=False, slot_keys__overlap=list(keys))
-                .order_by("-priority", "created_at")[:limit])
+def waiting_for(keys, *, batch=HAND_ON_BATCH, limit=HAND_ON_SCAN):
+    """Queued instances that need any of `keys`, highest priority then oldest, locked a few at a time
+    (a freed slot usually needs one); one another transaction holds (being terminated, say) is
+    skipped, and one handed over by the caller is `queued` no more when the next batch is read."""
+    queued = (WorkflowInstance.objects.select_for_update(skip_locked=True, of=("self",))
+              .filter(status=I.QUEUED, holds_slots=False, slot_keys__overlap=list(keys))
+              .order_by("-priority", "created_at"))
+    seen = set()
+    while len(seen) < limit:
+        rows = [row for row in queued.exclude(id__in=seen)[:batch]]
+        if not rows:
+            return
+        for row in rows:
+            seen.add(row.id)
+            yield row
 
 
 def oldest_holders(key, count):
