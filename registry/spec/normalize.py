@@ -82,23 +82,29 @@ def normalize_workflow(raw, sink):
     return spec
 
 
-def _budget(c):
-    budget = c.get("budget", dict)
-    if budget is None:
+def _section(c, name, fields):
+    """A Checker of the mapping `name` (its own fields only), or None when it is absent."""
+    value = c.get(name, dict)
+    if value is None:
         return None
-    b = Checker(c.sink, budget, prefix="budget.")
-    b.unknown_fields({"tokens", "cost_usd", "on_exceed"})
+    section = Checker(c.sink, value, step=c.step, prefix=f"{name}.")
+    section.unknown_fields(fields)
+    return section
+
+
+def _budget(c):
+    b = _section(c, "budget", {"tokens", "cost_usd", "on_exceed"})
+    if b is None:
+        return None
     return {"tokens": b.positive_number("tokens", integer=True), "cost_usd": b.positive_number("cost_usd"),
             "on_exceed": b.choice("on_exceed", BUDGET_ACTIONS, default="fail")}
 
 
 def _concurrency(c):
     """`concurrency: {key, limit, strategy}`: at most `limit` running instances per rendered key."""
-    value = c.get("concurrency", dict)
-    if value is None:
+    k = _section(c, "concurrency", {"key", "limit", "strategy"})
+    if k is None:
         return None
-    k = Checker(c.sink, value, prefix="concurrency.")
-    k.unknown_fields({"key", "limit", "strategy"})
     key = k.get("key", str)
     if not key:
         k.error("key", "is required: a template of the instance's context, e.g. '{{ context.repo }}'")
@@ -336,11 +342,9 @@ def _emit(c):
 
 
 def _rate_limit(c):
-    value = c.get("rate_limit", dict)
-    if value is None:
+    r = _section(c, "rate_limit", {"key", "cost"})
+    if r is None:
         return None
-    r = Checker(c.sink, value, step=c.step, prefix="rate_limit.")
-    r.unknown_fields({"key", "cost"})
     key = r.get("key", str)
     if not key:
         r.error("key", "is required")
