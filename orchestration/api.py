@@ -1,7 +1,7 @@
 """`/api/v1/instances/`: list, detail, and lifecycle actions that call the engine's services."""
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -10,6 +10,7 @@ from dacproject.api import query_filters
 from governance.escalations.services import step_decide
 
 from . import engine, selectors
+from .lineage import instance_lineage
 from .serializers import (
     DecisionSerializer,
     InstanceDetailSerializer,
@@ -22,7 +23,7 @@ from .states import InstanceStatus
 
 
 class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
+    lookup_value_regex = r"[^/.]+"  # any id reaches the view, which answers 404 in the JSON envelope
 
     def get_queryset(self):
         filters = query_filters(self.request, ("status", "workflow", "parent", "correlation_id"))
@@ -74,6 +75,26 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         return self._lifecycle(engine.instance_retry, pk)
+
+    @extend_schema(request=None, responses={
+        200: inline_serializer("InstanceLineage", {
+            "correlation_id": serializers.CharField(),
+            "instance": serializers.UUIDField(help_text="the instance asked about"),
+            "root": serializers.JSONField(help_text='a node: {"kind": "event"|"instance"|"escalation"|'
+                                                    '"correlation", "id", ...summary, "children": [nodes]}'),
+            "nodes": serializers.IntegerField(),
+            "truncated": serializers.BooleanField(help_text="the correlation had more than the node cap"),
+        }),
+        404: OpenApiResponse(description='{"error": {"code": "not_found", ...}}'),
+    })
+    @action(detail=True, methods=["get"])
+    def lineage(self, request, pk=None):
+        """The tree of the instance's whole correlation id: events, the instances they started or
+        resumed, the events those emitted, spawned children and escalations (at most 500 nodes)."""
+        tree = instance_lineage(pk)
+        if tree is None:
+            raise NotFound(f"instance '{pk}' not found")
+        return Response(tree)
 
     @extend_schema(request=SpawnRequestSerializer, responses={201: InstanceDetailSerializer})
     @action(detail=False, methods=["post"])

@@ -35,6 +35,7 @@ from governance.escalations.services import step_decide
 from governance.escalations.states import OPEN, Gate
 from orchestration import engine
 from orchestration.dag import dag_svg
+from orchestration.lineage import instance_lineage, lineage_outline
 from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.selectors import instance_queue, queue_description
 from orchestration.states import INSTANCE_ACTIVE, InstanceStatus, StepStatus
@@ -320,7 +321,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def _console_context(self, request, instance):
-        """The instance page's DAG, its steps awaiting a decision and the operations it offers."""
+        """The instance page's DAG, its lineage, its steps awaiting a decision and the operations it offers."""
         statuses = dict(StepRun.objects.filter(instance=instance).values_list("step_id", "status"))
         steps = {step["id"]: step for step in instance.version.spec.get("steps") or []}
         can_operate = self.has_operate_permission(request)
@@ -332,6 +333,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
              if step_id in gates else ""}
             for step_id, status in statuses.items() if status == StepStatus.WAITING_APPROVAL
         ]
+        lineage = instance_lineage(instance.id)
         return {
             # dag_svg escapes every label it draws, so its markup is safe to embed as it is.
             "dag_svg": mark_safe(dag_svg(instance.version.spec, statuses)),
@@ -342,6 +344,8 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             "operate_url": reverse("admin:orchestration_workflowinstance_operate", args=[instance.id]),
             "decide_url": reverse("admin:orchestration_workflowinstance_decide", args=[instance.id]),
             "attempts_with_usage": _attempts_with_usage(instance),
+            "lineage": lineage,
+            "lineage_rows": lineage_outline(lineage["root"]),
         }
 
 

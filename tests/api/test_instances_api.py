@@ -122,3 +122,11 @@ def test_list_filters_by_correlation_id_and_run_takes_a_priority_name(api, parke
     listed = api.get(f"/api/v1/instances/?correlation_id={started['correlation_id']}").json()
     assert [i["id"] for i in listed["results"]] == [started["id"]]
     assert post(api, "/api/v1/workflows/gated/run/", {"priority": "urgent"}).status_code == 400
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "12345", "zz" * 16])
+def test_a_malformed_instance_id_is_a_json_404(api, bad_id):
+    for url in (f"/api/v1/instances/{bad_id}/", f"/api/v1/instances/{bad_id}/lineage/"):
+        answer = api.get(url)
+        assert answer.status_code == 404 and answer["Content-Type"].startswith("application/json"), url
+        assert answer.json()["error"]["code"] == "not_found"
