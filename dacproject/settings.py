@@ -174,6 +174,8 @@ SPECTACULAR_SETTINGS = {
     },
 }
 DAC_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("DAC_HEALTH_WORKER_TIMEOUT_SECONDS", default=1.0)
+# `/metrics` is open when empty (a private network); set it to require `Authorization: Bearer <token>`.
+DAC_METRICS_TOKEN = env.str("DAC_METRICS_TOKEN", default="")
 
 # --- DAC engine ---------------------------------------------------------------------------
 DAC_ACTION_MODULES = env.list(
@@ -225,6 +227,11 @@ DAC_RATE_LIMITS = env.str("DAC_RATE_LIMITS", default="")
 # LLM tokens per rolling hour that blueprint coordination.resources.api_tokens shares out between
 # workflow types (0: no quota).
 DAC_TOKEN_QUOTA_PER_HOUR = env.int("DAC_TOKEN_QUOTA_PER_HOUR", default=0)
+
+# --- Registry/discovery (DESIGN §6.7; registry/discovery) ----------------------------------
+# Who ranks workflows for `dac match` / `workflows/match/`: `keyword` (BM25-like, deterministic)
+# or `llm` (asks DAC_LLM_BASE_URL to rank the keyword matcher's top candidates; falls back to them).
+DAC_MATCHER = env.str("DAC_MATCHER", default="keyword")
 
 # --- Governance (DESIGN §7) ----------------------------------------------------------------
 # Approver groups of a gate that names none (and whose blueprint names no governance.approvers).

@@ -1,9 +1,11 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from governance.escalations.api import EscalationViewSet
+from metrics.api import DashboardOverviewView, WorkflowMetricsView
+from metrics.prometheus import metrics_view
 from orchestration.api import InstanceViewSet
 from orchestration.context.api import ContextView
 from orchestration.events import webhooks
@@ -22,9 +24,14 @@ router.register("escalations", EscalationViewSet, basename="escalation")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/context/<str:scope>/<path:key>", ContextView.as_view(), name="context"),
+    # Before the router: a `metrics` route on WorkflowViewSet can never shadow this one.
+    re_path(r"^api/v1/workflows/(?P<id>[a-z0-9][a-z0-9_.-]{0,99})/metrics/$", WorkflowMetricsView.as_view(),
+            name="workflow-metrics"),
+    path("api/v1/dashboard/overview/", DashboardOverviewView.as_view(), name="dashboard-overview"),
     path("api/v1/", include(router.urls)),
     path("hooks/<path:path>", webhooks.receive, name="webhook"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="prometheus-metrics"),
 ]

@@ -73,6 +73,10 @@ class WorkflowInstance(models.Model):
             models.Index(fields=["correlation_id"], name="instance_correlation"),
             models.Index(fields=["parent"], condition=models.Q(parent__isnull=False), name="instance_parent"),
             models.Index(fields=["trigger_key"], condition=~models.Q(trigger_key=""), name="instance_trigger_key"),
+            # Metrics: a workflow's runs over a range; what finished lately (run durations, failures).
+            models.Index(fields=["definition", "created_at"], name="instance_definition_created"),
+            models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False),
+                         name="instance_finished"),
             # The admission queue: highest priority, then oldest.
             models.Index(models.F("priority").desc(), "created_at", condition=models.Q(status="queued"),
                          name="instance_admission_queue"),
@@ -184,6 +188,9 @@ class StepAttempt(models.Model):
 
     class Meta:
         ordering = ["step_run_id", "item_index", "number"]
+        # Metrics: the attempts that finished lately.
+        indexes = [models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False),
+                                name="attempt_finished")]
         constraints = [
             models.UniqueConstraint(
                 fields=["step_run", "item_index", "number"],

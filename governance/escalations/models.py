@@ -51,6 +51,9 @@ class Escalation(models.Model):
         indexes = [
             models.Index(fields=["status", "deadline"], name="escalation_status_deadline"),
             models.Index(fields=["step_run"], condition=models.Q(step_run__isnull=False), name="escalation_step_run"),
+            # Metrics: approval response times of what was decided lately.
+            models.Index(fields=["resolved_at"], condition=models.Q(resolved_at__isnull=False),
+                         name="escalation_resolved"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["instance", "rule"], condition=~models.Q(rule=""),
