@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import coordination, governance, resources  # noqa: E402 - the path above makes `bench` importable as a script
+from bench import coordination, discovery, governance, resources  # noqa: E402 - the path above makes `bench` importable as a script
 from bench.common import (  # noqa: E402
     OUT,
     ROOT,
@@ -74,6 +74,7 @@ TARGETS = {
     "context_read_p99_ms": ("<=", 1.0),
     "notify_p95_ms": ("<=", 2000.0),
     "max_concurrent_violations": ("<=", 0),
+    "search_p95_ms": ("<=", 20.0),
 }
 
 
@@ -143,6 +144,7 @@ def run_benchmarks(env, redis_client, *, reps, diamonds, group_tasks, n_approval
         coordination = measure_coordination(redis_client, sizes)
         coordination.update(measure_governance(sizes))
         coordination.update(measure_resources(sizes))
+        coordination.update(measure_discovery(sizes))
     finally:
         worker.stop()
 
@@ -221,6 +223,14 @@ def measure_resources(sizes):
             "max_concurrent_all_done_s": capped["seconds"]}
 
 
+def measure_discovery(sizes):
+    """Capability search and free-text match over the registered synthetic definitions."""
+    found = resilient(lambda: discovery.search_latencies(sizes["search_queries"]))
+    print(f"bench: over {found['registered_definitions']} definitions: find p95 {found['find_p95_ms']:.2f} ms, "
+          f"match p95 {found['match_p95_ms']:.2f} ms (corpus built in {found['corpus_build_ms']:.0f} ms)")
+    return {f"search_{k}" if not k.startswith("search_") else k: v for k, v in found.items()}
+
+
 def print_table(result, details):
     approvals = f"{details['approvals']} approvals"
     sizes = details["coordination_sizes"]
@@ -254,6 +264,8 @@ def print_table(result, details):
          met(result, "max_concurrent_violations") and result["max_concurrent_lost"] == 0),
         (f"{sizes['capped_starts']} starts vs max_concurrent {resources.CAP}: all done (s)",
          result["max_concurrent_all_done_s"], None, None, "-", None),
+        (f"capability search / free-text match p95 (ms), {sizes['search_definitions']:,} definitions",
+         result["search_p95_ms"], None, None, target_text("search_p95_ms"), met(result, "search_p95_ms")),
     ]
     header = ("figure", "DAC", "raw Celery baseline", "ratio", "target", "result")
     cells = [header] + [
@@ -318,11 +330,12 @@ def main():
     sizes = {"event_batches": coordination.EVENT_BATCHES, "triggered": coordination.TRIGGERED,
              "roundtrips": coordination.ROUNDTRIPS, "reads": coordination.CONTEXT_READS,
              "notifications": governance.NOTIFICATIONS, "starts_per_thread": governance.STARTS_PER_THREAD,
-             "capped_starts": resources.CAPPED_STARTS}
+             "capped_starts": resources.CAPPED_STARTS, "search_definitions": discovery.DEFINITIONS,
+             "search_queries": discovery.QUERIES}
     if args.quick:
         args.reps, args.approvals, diamonds, group_tasks = 1, 40, 50, 250
         sizes = {"event_batches": 2, "triggered": 200, "roundtrips": 40, "reads": 1000, "notifications": 40,
-                 "starts_per_thread": 25, "capped_starts": 200}
+                 "starts_per_thread": 25, "capped_starts": 200, "search_definitions": 10_000, "search_queries": 100}
 
     db_url, redis_url = bench_urls()
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = db_url, redis_url
@@ -347,6 +360,9 @@ def main():
     for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT, governance.ONE_STEP,
                  resources.CAPPED):
         register(spec)
+    loaded = discovery.register_definitions(sizes["search_definitions"])
+    print(f"bench: {sizes['search_definitions']:,} discovery definitions registered"
+          + (f" in {loaded:.1f} s" if loaded else " (kept from an earlier run)"))
     OUT.mkdir(parents=True, exist_ok=True)
 
     output = {}

@@ -12,6 +12,14 @@ from orchestration import selectors as instance_selectors
 from orchestration.serializers import InstanceDetailSerializer
 
 from . import selectors, services
+from .discovery.chains import suggest_chains
+from .discovery.matching import workflows_match
+from .discovery.serializers import (
+    ChainListSerializer,
+    MatchListSerializer,
+    MatchQuerySerializer,
+    SuggestChainRequestSerializer,
+)
 from .serializers import ApplyReportSerializer, RunRequestSerializer, WorkflowDetailSerializer, WorkflowSerializer
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
@@ -87,6 +95,24 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         if replayed:
             response["Idempotent-Replayed"] = "true"
         return response
+
+    # List-level actions: the router puts these routes before `{id}/`, so they are not read as ids.
+    @extend_schema(parameters=[MatchQuerySerializer], responses={200: MatchListSerializer})
+    @action(detail=False, methods=["get"])
+    def match(self, request):
+        """Registered workflows ranked for a free-text task, best first (DAC_MATCHER: keyword or llm)."""
+        query = MatchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response({"matches": [m.as_dict() for m in workflows_match(query.validated_data["task"])]})
+
+    @extend_schema(request=SuggestChainRequestSerializer, responses={200: ChainListSerializer})
+    @action(detail=False, methods=["post"], url_path="suggest-chain")
+    def suggest_chain(self, request):
+        """Chains of workflows from the available `inputs` to the `goal` capability, shortest first."""
+        body = SuggestChainRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response({"chains": suggest_chains(inputs=body.validated_data["inputs"],
+                                                  goal=body.validated_data["goal"])})
 
 
 class BlueprintViewSet(viewsets.ViewSet):

@@ -1,4 +1,5 @@
 """Registered workflow definitions, their immutable versions, agents and blueprints."""
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 
@@ -30,6 +31,12 @@ class WorkflowDefinition(models.Model):
 
     class Meta:
         ordering = ["key"]
+        # Capability search (`dac find`, list filters) is `@>` on these arrays: GIN keeps it
+        # an index lookup over 10,000 definitions.
+        indexes = [
+            GinIndex(fields=[name], opclasses=["jsonb_path_ops"], name=f"registry_def_{name}_gin")
+            for name in ("inputs", "outputs", "tags", "trigger_types")
+        ]
 
     def __str__(self):
         return self.key

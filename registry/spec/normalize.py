@@ -10,6 +10,7 @@ from .checker import EVENT_TYPE_RE, PRIORITIES, Checker, describe_value
 from .triggers import normalize_filters, normalize_triggers
 
 WORKFLOW_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+RESERVED_IDS = frozenset({"match", "suggest-chain"})  # routes beside workflows/{id}/
 STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 WORKFLOW_TYPES = ("development", "content", "data", "operations", "support", "governance")
 BACKOFFS = ("exponential", "linear", "fixed")
@@ -51,6 +52,8 @@ def normalize_workflow(raw, sink):
         c.error("id", "is required (or 'name' in the seed-004 dialect)")
     elif not WORKFLOW_ID_RE.match(key):
         c.error("id", f"'{key}' must match {WORKFLOW_ID_RE.pattern}")
+    elif key in RESERVED_IDS:
+        c.error("id", f"'{key}' is reserved: /api/v1/workflows/{key}/ is an API route")
     spec = {
         "id": key,
         "name": c.get("name", str) or key,

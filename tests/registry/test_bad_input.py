@@ -38,6 +38,10 @@ def rejected(text, *, file="bad.yaml"):
 
 
 CASES = {
+    "id_that_is_an_api_route": Bad("""
+id: match
+steps: [{id: a, action: noop}]
+""", None, "id", "'match' is reserved: /api/v1/workflows/match/ is an API route"),
     # --- the dependency graph ---------------------------------------------------------------
     "cycle_of_three": Bad("""
 id: cyclic

@@ -4,16 +4,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from governance.audit import audit_seal, audit_verify
 from orchestration import engine
-from orchestration.cli import context, events, governance, instances, registry
+from orchestration.cli import context, discovery, events, governance, instances, registry
 
 
 class Command(BaseCommand):
     help = ("Operate the DAC: validate, apply, run, status, escalations, approve, pause, resume, terminate, retry, "
-            "emit, events, context, audit.")
+            "emit, events, context, find, match, suggest-chain, audit.")
 
     def add_arguments(self, parser):
         verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-        for module in (registry, instances, governance, events, context):
+        for module in (registry, instances, governance, events, context, discovery):
             module.add_parsers(verbs)
         p = verbs.add_parser("audit", help="audit log tools")
         p.add_argument("action", choices=["verify"])
@@ -24,6 +24,7 @@ class Command(BaseCommand):
             "run": instances.do_run, "status": instances.do_status, "approve": governance.do_approve,
             "escalations": governance.do_escalations,
             "emit": events.do_emit, "events": events.do_events, "context": context.do_context,
+            "find": discovery.do_find, "match": discovery.do_match, "suggest-chain": discovery.do_suggest_chain,
             "audit": do_audit,
         }
         try:
