@@ -137,3 +137,21 @@ def _fresh_context_cache():
     from orchestration.context.services import cache_clear
 
     cache_clear()
+
+
+@pytest.fixture
+def user(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("operator", password="pw-operator-123")
+
+
+@pytest.fixture
+def api(user):
+    """An API client authenticated with a token of `user` (an operator with no special permission)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client

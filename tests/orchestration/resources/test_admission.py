@@ -7,12 +7,9 @@ import json
 from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from orchestration import engine
 from orchestration.engine.admission import admission_reconcile, queue_sweep
@@ -211,14 +208,6 @@ def test_a_malformed_idempotency_key_is_refused(db, key):
     with pytest.raises(engine.InvalidRequest, match="idempotency key"):
         start(workflow, idempotency_key=key)
     assert not WorkflowInstance.objects.exists()
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user("operator", password="pw-operator-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def test_the_api_answers_202_for_a_queued_start_and_replays_an_idempotent_one(api):

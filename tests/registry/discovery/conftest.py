@@ -1,11 +1,8 @@
-"""Discovery fixtures: a small catalog of workflows, a fresh corpus per test, an API client, and a
+"""Discovery fixtures: a small catalog of workflows, a fresh corpus per test, and a
 real local LLM endpoint whose answer a test scripts."""
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 from registry.discovery.corpus import corpus_forget
 from tests.support.helpers import apply_yaml
@@ -68,14 +65,6 @@ def _fresh_corpus():
 @pytest.fixture
 def catalog(db):
     apply_yaml(CATALOG)
-
-
-@pytest.fixture
-def api(db):
-    user = get_user_model().objects.create_user("finder", password="pw-finder-123")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 class ScriptedLlm(LocalHTTPServer):
