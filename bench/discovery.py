@@ -44,8 +44,8 @@ def register_definitions(n=DEFINITIONS, seed=7):
     from django.db import connection, transaction
     from django.db.models import OuterRef, Subquery
 
-    from governance.escalations.policy import policies_changed
     from registry import spec as specs
+    from registry.changes import registry_changed
     from registry.models import WorkflowDefinition, WorkflowVersion
     from registry.spec.normalize import WORKFLOW_TYPES
 
@@ -78,7 +78,7 @@ def register_definitions(n=DEFINITIONS, seed=7):
              for d in definitions], batch_size=2000)
         WorkflowDefinition.objects.filter(key__startswith=PREFIX).update(latest_version=Subquery(
             WorkflowVersion.objects.filter(definition=OuterRef("pk"), number=1).values("pk")[:1]))
-        transaction.on_commit(policies_changed)  # as an apply does: every process's corpus is stale now
+        transaction.on_commit(registry_changed)  # as an apply does: every process's corpus is stale now
     with connection.cursor() as cursor:
         # What autovacuum does soon after a bulk load: merges the GIN indexes' pending lists and
         # refreshes the planner's statistics (measured otherwise: the first minutes after a load).

@@ -1,21 +1,17 @@
 """The governance policy of a workflow: its blueprint's `governance` and `coordination.escalation`
 sections (DESIGN §7.2), and whether a step needs a human.
 
-Policies are cached per process under a version number kept in Redis, which every `dac apply`
-bumps after it commits; a worker re-reads PostgreSQL when the number changed, so a re-applied
-blueprint's rules hold for the next step everywhere. Without Redis the cache is bypassed.
+Policies are cached per process under the registry's change number (registry.changes), which
+every `dac apply` bumps after it commits; a worker re-reads PostgreSQL when the number changed,
+so a re-applied blueprint's rules hold for the next step everywhere. Without Redis the cache is
+bypassed.
 """
-import logging
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from dacproject.redis_client import RedisError
-from dacproject.redis_client import client as redis_client
+from registry.changes import registry_version
 
-logger = logging.getLogger(__name__)
-
-POLICY_VERSION_KEY = "dac:governance:policy-version"
 RULE_KEYS = frozenset({"name", "when", "action"})
 
 
@@ -71,13 +67,7 @@ _cache = {"version": None, "policies": {}}
 
 def policy_for_definition(definition_id):
     """The Policy of a workflow definition (NO_POLICY when it belongs to no blueprint)."""
-    try:
-        version = redis_client().get(POLICY_VERSION_KEY)
-        if version is None:  # a fresh Redis: start counting, so the cache has something to compare
-            redis_client().set(POLICY_VERSION_KEY, 0, nx=True)
-            version = redis_client().get(POLICY_VERSION_KEY)
-    except RedisError:
-        version = None
+    version = registry_version()
     if version is None:
         return _load(definition_id)
     if version != _cache["version"]:
@@ -94,14 +84,6 @@ def _load(definition_id):
 
     spec = WorkflowDefinition.objects.filter(id=definition_id).values_list("blueprint__spec", flat=True).first()
     return policy_from_blueprint_spec(spec) if spec else NO_POLICY
-
-
-def policies_changed():
-    """After an apply committed: every process re-reads policies for its next step."""
-    try:
-        redis_client().incr(POLICY_VERSION_KEY)
-    except RedisError:
-        logger.warning("could not signal a governance policy change; workers keep the old one until Redis answers")
 
 
 def default_approvers(policy):

@@ -7,9 +7,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from dacproject.redis_client import RedisError
-from dacproject.redis_client import client as redis_client
-from governance.escalations.policy import POLICY_VERSION_KEY
+from registry.changes import registry_version
 from registry.spec.resources import PERIODS, parse_env_rate_limits, parse_env_type_limits
 
 
@@ -45,10 +43,7 @@ _cache = {"version": None, "config": None}
 
 def resource_config():
     """The buckets and token shares in force (blueprints applied later override earlier ones)."""
-    try:
-        version = redis_client().get(POLICY_VERSION_KEY)
-    except RedisError:
-        version = None
+    version = registry_version()
     if version is None or version != _cache["version"] or _cache["config"] is None:
         _cache["config"], _cache["version"] = _load(), version
     return _cache["config"]

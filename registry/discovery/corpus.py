@@ -1,19 +1,16 @@
 """The in-process discovery corpus: every registered definition's searchable summary with token
 postings for the matcher and producer lists for chain search.
 
-Built once per process and kept until the registry's version number in Redis changes: every
-`dac apply` bumps it after commit (governance's POLICY_VERSION_KEY, which also drives the policy
-and resource caches), so all processes see a new definition on their next query. Without Redis
-the cache is bypassed and the corpus is rebuilt per query (correct, only slower).
+Built once per process and kept until the registry's change number (registry.changes) moves,
+so all processes see a new definition on their next query. Without Redis the cache is bypassed
+and the corpus is rebuilt per query (correct, only slower).
 """
 import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dacproject.redis_client import RedisError
-from dacproject.redis_client import client as redis_client
-from governance.escalations.policy import POLICY_VERSION_KEY
+from ..changes import registry_version
 
 # Field weights of the BM25F-like score: names and ids say most about a workflow.
 FIELD_WEIGHTS = {"id": 3.0, "name": 3.0, "tags": 2.0, "capabilities": 2.0, "description": 1.0}
@@ -99,20 +96,9 @@ class Corpus:
 _cache = {"version": None, "corpus": None}
 
 
-def _registry_version():
-    try:
-        version = redis_client().get(POLICY_VERSION_KEY)
-        if version is None:  # a fresh Redis: start counting, as the policy cache does
-            redis_client().set(POLICY_VERSION_KEY, 0, nx=True)
-            version = redis_client().get(POLICY_VERSION_KEY)
-    except RedisError:
-        version = None
-    return version
-
-
 def corpus_current():
     """The corpus of every registered definition, rebuilt when the registry's version changed."""
-    version = _registry_version()  # read before loading: a change committed meanwhile bumps it again
+    version = registry_version()  # read before loading: a change committed meanwhile bumps it again
     if version is None or version != _cache["version"] or _cache["corpus"] is None:
         _cache["corpus"], _cache["version"] = corpus_load(), version
     return _cache["corpus"]

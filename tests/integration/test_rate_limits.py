@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from governance.escalations.policy import policies_changed
 from orchestration.models import StepAttempt, StepItem, StepRun
+from registry.changes import registry_changed
 from registry.models import Blueprint
 from tests.support.helpers import apply_spec, apply_yaml, finished, start, step, wait_until
 
@@ -66,7 +66,7 @@ def test_a_step_whose_bucket_is_no_longer_defined_fails_its_attempt_naming_the_b
     blueprint = limits(bucket)
     apply_spec({"id": "orphaned", "steps": [{"id": "call", "action": "noop", "rate_limit": {"key": bucket}}]})
     Blueprint.objects.filter(name=blueprint).delete()  # the configuration changed after registration
-    policies_changed()
+    registry_changed()
     instance = finished(start("orphaned"), timeout=15)
     assert instance.status == "failed"
     run = step(instance, "call")

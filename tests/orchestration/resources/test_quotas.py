@@ -10,13 +10,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from governance.escalations.models import Escalation
-from governance.escalations.policy import policies_changed
 from orchestration import selectors
 from orchestration.engine.plan import plan_for_version_id
 from orchestration.models import Event, UsageLedger, WorkflowInstance
 from orchestration.resources.config import resource_config
 from orchestration.resources.quotas import quota_hold, quotas_release
 from orchestration.resources.selectors import resource_usage
+from registry.changes import registry_changed
 from tests.support.helpers import apply_yaml, start, step
 
 from .inprocess import claim_step, finish, run_ready, run_to_rest, spend
@@ -38,9 +38,9 @@ def quota(settings):
         {"id": "sip", "type": "data", "steps": [spend("a", 1, 1)]},
         {"id": "calm", "type": "support", "steps": [spend("a", 1000, 1000)]},
     ]}))
-    policies_changed()  # this process reads the shares just applied
+    registry_changed()  # this process reads the shares just applied
     yield
-    policies_changed()
+    registry_changed()
 
 
 def fresh(instance):

@@ -8,7 +8,6 @@ import uuid
 import pytest
 
 from dacproject.redis_client import client as redis_client
-from governance.escalations.policy import policies_changed
 from orchestration.resources.config import Bucket
 from orchestration.resources.deferral import step_defer
 from orchestration.resources.ratelimits import (
@@ -21,6 +20,7 @@ from orchestration.resources.ratelimits import (
     rate_limit_take,
 )
 from orchestration.states import StepStatus as S
+from registry.changes import registry_changed
 from tests.support.helpers import apply_spec, start, step, wait_until
 
 
@@ -43,9 +43,9 @@ def env_limits(settings, db):
     """Set DAC_RATE_LIMITS for this test; the limits in force are re-read before and after it."""
     def set_limits(text):
         settings.DAC_RATE_LIMITS = text
-        policies_changed()
+        registry_changed()
     yield set_limits
-    policies_changed()
+    registry_changed()
 
 
 def test_a_fresh_bucket_grants_a_burst_up_to_its_limit_then_reserves_each_taker_its_own_turn():
