@@ -155,3 +155,12 @@ def api(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
+
+
+@pytest.fixture
+def people(db, settings):
+    """The cast of users and approver groups of tests/support/people.py."""
+    from tests.support.people import FAST_HASHERS, create_people
+
+    settings.PASSWORD_HASHERS = FAST_HASHERS
+    return create_people()

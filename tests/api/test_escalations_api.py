@@ -19,7 +19,6 @@ from governance.escalations.services import escalation_decide
 from governance.models import AuditEntry
 from orchestration.models import StepRun
 from tests.support.helpers import apply_spec, finished, start, wait_until
-from tests.support.people import FAST_HASHERS, create_people
 
 URL = "/api/v1/escalations/"
 KEYS = {"id", "level", "type", "status", "title", "description", "workflow", "instance", "step", "context",
@@ -81,12 +80,6 @@ def unchanged(escalation, instance=None):
     assert fresh.decisions.count() == escalation.decisions.count()
     if instance is not None:
         assert step_status(instance) == "waiting_approval"
-
-
-@pytest.fixture
-def people(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-    return create_people()
 
 
 @pytest.fixture

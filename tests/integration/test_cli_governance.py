@@ -19,7 +19,6 @@ from governance.models import AuditEntry
 from orchestration.models import StepRun, WorkflowInstance
 from tests.conftest import ROOT
 from tests.support.helpers import apply_spec, finished, start, step_reaches, wait_until
-from tests.support.people import FAST_HASHERS, create_people
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +76,9 @@ def pending(escalation, instance):
 
 
 @pytest.fixture
-def people(live, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-    return create_people()
+def people(live, people):
+    """The cast, committed where the live workers see it."""
+    return people
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ Two end-to-end tests run on the real workers; the rest drive the engine in this 
 """
 from decimal import Decimal
 
-import pytest
-
 from governance.escalations.models import Escalation
 from governance.escalations.services import escalation_decide
 from orchestration import engine
@@ -15,15 +13,8 @@ from orchestration.engine.plan import plan_for_version_id
 from orchestration.models import StepItem, UsageLedger, WorkflowInstance
 from orchestration.resources.budgets import budget_enforce, budget_state
 from tests.support.helpers import apply_spec, finished, start, step, wait_until
-from tests.support.people import FAST_HASHERS, create_people
 
 from .inprocess import run_to_rest, spend
-
-
-@pytest.fixture
-def people(db, settings):
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-    return create_people()
 
 
 def fresh(instance):
