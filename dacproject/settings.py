@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets as static files: /api/docs/ works offline
     "registry",
     "orchestration",
     "governance",
@@ -167,6 +168,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Register workflows, start and steer instances, decide parked approvals.",
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "InstanceStatusEnum": "orchestration.states.InstanceStatus",
         "StepStatusEnum": "orchestration.states.StepStatus",
@@ -176,6 +180,8 @@ SPECTACULAR_SETTINGS = {
 DAC_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("DAC_HEALTH_WORKER_TIMEOUT_SECONDS", default=1.0)
 # `/metrics` is open when empty (a private network); set it to require `Authorization: Bearer <token>`.
 DAC_METRICS_TOKEN = env.str("DAC_METRICS_TOKEN", default="")
+# Where the dashboard links to Flower (`make run` starts it on port 5555).
+DAC_FLOWER_URL = env.str("DAC_FLOWER_URL", default="http://127.0.0.1:5555/")
 
 # --- DAC engine ---------------------------------------------------------------------------
 DAC_ACTION_MODULES = env.list(

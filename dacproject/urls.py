@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -22,6 +23,9 @@ router.register("events", EventViewSet, basename="event")
 router.register("escalations", EscalationViewSet, basename="escalation")
 
 urlpatterns = [
+    # The operator's home is the dashboard (anonymous visitors go on to the admin's login).
+    path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
+    path("dashboard/", include("metrics.dashboard.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/context/<str:scope>/<path:key>", ContextView.as_view(), name="context"),
     # Before the router: a `metrics` route on WorkflowViewSet can never shadow this one.

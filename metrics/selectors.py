@@ -38,11 +38,11 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
 
-def _ms(duration):
+def milliseconds(duration):
     return None if duration is None else round(duration.total_seconds() * 1000, 3)
 
 
-def _rate(part, whole):
+def success_share(part, whole):
     return round(part / whole, 4) if whole else None
 
 
@@ -68,11 +68,12 @@ def workflow_metrics(*, workflow, range):  # noqa: A002 - the API's own word
     return {
         "workflow": workflow.key, "range": range, "since": since, "until": until,
         "runs": row["runs"], "completed": row["completed"], "failed": row["failed"], "finished": row["finished"],
-        "success_rate": _rate(row["completed"], row["finished"]),
-        "duration_ms": {"p50": _ms(row["p50"]), "p95": _ms(row["p95"]), "avg": _ms(row["avg"])},
+        "success_rate": success_share(row["completed"], row["finished"]),
+        "duration_ms": {"p50": milliseconds(row["p50"]), "p95": milliseconds(row["p95"]),
+                        "avg": milliseconds(row["avg"])},
         "tokens": {"in": row["tokens_in"], "out": row["tokens_out"], "total": row["tokens_in"] + row["tokens_out"]},
         "cost_usd": row["cost_usd"],
-        "approval_response_ms": {"p50": _ms(approval["p50"]), "decisions": approval["decisions"]},
+        "approval_response_ms": {"p50": milliseconds(approval["p50"]), "decisions": approval["decisions"]},
     }
 
 
@@ -97,7 +98,7 @@ def dashboard_overview():
         "active": counts["active"],
         "queued": counts["queued"],
         "last_24h": {"runs": counts["runs"], "completed": counts["completed"], "failed": counts["failed"]},
-        "success_rate": _rate(counts["completed"], counts["finished"]),
+        "success_rate": success_share(counts["completed"], counts["finished"]),
         "cost_today": {"cost_usd": today[0]["cost_usd"] if today else 0,
                        "tokens": (today[0]["tokens_in"] + today[0]["tokens_out"]) if today else 0},
         "top_workflows": _top_workflows(day_ago),

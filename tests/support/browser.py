@@ -132,5 +132,6 @@ def admin_login(page, username, password, *, next_path="/admin/"):
     page.wait_for_load_state()
     if page.locator(".errornote").count():
         raise AssertionError(f"admin login as {username!r} failed: {page.locator('.errornote').inner_text()}")
-    page.locator("#user-tools").wait_for()  # the header of a logged-in admin page
+    # The header of a logged-in admin page, or the dashboard's own (`/` and /dashboard/ pages).
+    page.locator("#user-tools, .dac-nav-user").first.wait_for()
     return page
