@@ -5,7 +5,7 @@
 #
 # Environment: DATABASE_URL, REDIS_URL (see bootstrap.sh), PORT (web, default 8000),
 # CELERY_CONCURRENCY (default 2), DAC_ADMIN_PASSWORD (password of the `admin` user when it is
-# created; generated and printed once otherwise), DAC_DEMO_WORKFLOW (default demo-diamond;
+# created; generated and printed once otherwise), DAC_DEMO_WORKFLOW (default approval-gate;
 # empty to skip the demo run), DAC_WORKER_WAIT (seconds to wait for the worker, default 120).
 set -euo pipefail
 
@@ -80,8 +80,9 @@ print_urls() {
 
   ==================================================================
    DAC is running (Ctrl-C stops everything)
-     web        $base/
-     admin      $base/admin/          (user: admin)
+     dashboard  $base/               (the home page; log in as: admin)
+     inbox      $base/admin/governance/escalation/   (approve the demo's gate here)
+     admin      $base/admin/
      API        $base/api/v1/
      API docs   $base/api/docs/
      health     $base/healthz
@@ -90,13 +91,21 @@ print_urls() {
   ==================================================================
 
 EOF
+    if [ -n "${DEMO_ID:-}" ]; then
+        cat <<EOF
+   The demo run: watch its graph at
+     $base/dashboard/instances/$DEMO_ID/
+   and, when a step waits for approval, decide it in the inbox (the admin's "Approval inbox").
+
+EOF
+    fi
 }
 
 # Runs next to honcho: waits for the worker, starts the demo run, prints the URLs.
 # It ends by itself when honcho ($1) is gone or the deadline passes.
 demo_when_ready() {
     local honcho_pid="$1" deadline=$((SECONDS + ${DAC_WORKER_WAIT:-120}))
-    local workflow="${DAC_DEMO_WORKFLOW-demo-diamond}"
+    local workflow="${DAC_DEMO_WORKFLOW-approval-gate}"
     sleep 2
     until celery -A dacproject inspect ping --timeout 2 >/dev/null 2>&1; do
         kill -0 "$honcho_pid" 2>/dev/null || exit 0
@@ -130,6 +139,7 @@ sys.exit(0 if definition_get(os.environ["DAC_DEMO_CHECK"]) else 3)
             local id
             id="$(printf '%s' "$started" | sed -n 's/^ *"id": *"\([^"]*\)".*/\1/p' | head -n1)"
             say "follow it with: .venv/bin/python manage.py dac status ${id:-<id>}"
+            DEMO_ID="$id"
         else
             say "the demo run of '$workflow' could not be started (see above)"
         fi
