@@ -5,11 +5,11 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 
 from orchestration.selectors import instance_get
-from registry.models import WorkflowDefinition
+from registry.selectors import definition_get
 
 from .. import selectors
 from .data import instance_live_data, overview_data, workflow_data
@@ -63,7 +63,9 @@ def workflows(request):
 
 @staff_member_required
 def workflow(request, key):
-    definition = get_object_or_404(WorkflowDefinition, key=key)
+    definition = definition_get(key)
+    if definition is None:
+        raise Http404(f"no workflow '{key}'")
     period = _period(request)
     return _page(request, "dashboard/workflow.html", data=workflow_data(definition, period),
                  data_url=f"{reverse('dashboard:workflow-data', args=[key])}?range={period}", poll="workflow",
@@ -72,7 +74,7 @@ def workflow(request, key):
 
 @staff_json
 def workflow_json(request, key):
-    definition = WorkflowDefinition.objects.filter(key=key).first()
+    definition = definition_get(key)
     if definition is None:
         return JsonResponse({"error": {"code": "not_found", "message": f"no workflow '{key}'", "details": {}}},
                             status=404)
