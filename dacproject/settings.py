@@ -180,6 +180,9 @@ SPECTACULAR_SETTINGS = {
 DAC_HEALTH_WORKER_TIMEOUT_SECONDS = env.float("DAC_HEALTH_WORKER_TIMEOUT_SECONDS", default=1.0)
 # `/metrics` is open when empty (a private network); set it to require `Authorization: Bearer <token>`.
 DAC_METRICS_TOKEN = env.str("DAC_METRICS_TOKEN", default="")
+# OpenTelemetry traces (metrics.tracing) go to this OTLP/HTTP collector, e.g. http://127.0.0.1:4318; off when empty.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="dac")
 # Where the dashboard links to Flower (`make run` starts it on port 5555).
 DAC_FLOWER_URL = env.str("DAC_FLOWER_URL", default="http://127.0.0.1:5555/")
 

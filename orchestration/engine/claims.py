@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from metrics import tracing
 from orchestration.events.publish import react_on_commit
 from orchestration.models import Event, StepAttempt, StepRun, WorkflowInstance
 
@@ -178,5 +179,6 @@ def step_complete(*, claim, outcome, seq, event):
         cursor.execute(_COMPLETE_SQL, params)
         completed = cursor.fetchone()[0] == 1
     if completed:
+        tracing.attempt_ended(claim.step_run_id, None, claim.attempt)
         react_on_commit([event])
     return completed

@@ -9,6 +9,7 @@ import logging
 
 from django.db import transaction
 
+from metrics import tracing
 from orchestration.events.publish import Draft, publish
 from orchestration.states import INSTANCE_TERMINAL
 from orchestration.states import InstanceStatus as I
@@ -92,6 +93,7 @@ def _after_end(instance):
     from orchestration.spawning import services as spawning
     from orchestration.spawning import tasks as spawn_tasks
 
+    tracing.instance_ended(instance.id)
     if instance.status != I.COMPLETED:  # a completed instance has no step left parked for approval
         from governance.escalations.deadlines import escalations_close
 

@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from metrics import tracing
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun
 from orchestration.states import INSTANCE_RETRYABLE
 from orchestration.states import InstanceStatus as I
@@ -166,3 +167,4 @@ def _attempt_close(step_run_id, item_index, number, *, output=None, error=None):
         status=AttemptStatus.FAILED if error else AttemptStatus.SUCCEEDED, finished_at=timezone.now(),
         output=None if error else output, error_type=(error or {}).get("type", "")[:200],
         error_message=(error or {}).get("message", ""))
+    tracing.attempt_ended(step_run_id, item_index, number)

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from metrics import tracing
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
@@ -68,10 +69,11 @@ def _recover_stale_running(stale_cutoff, limit):
                 id=step_run_id, status=S.RUNNING, attempts=attempts, heartbeat_at__lt=stale_cutoff).first()
             if run is None:
                 continue
-            StepAttempt.objects.filter(step_run_id=step_run_id, item_index=None, number=attempts,
-                                       status=AttemptStatus.RUNNING).update(
-                status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
-                error_message="the worker stopped heart-beating")
+            if StepAttempt.objects.filter(step_run_id=step_run_id, item_index=None, number=attempts,
+                                          status=AttemptStatus.RUNNING).update(
+                    status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
+                    error_message="the worker stopped heart-beating"):
+                tracing.attempt_ended(step_run_id, None, attempts)
             _recover(run)
         recovered += 1
     return recovered

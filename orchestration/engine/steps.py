@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from metrics import tracing
 from orchestration.events.publish import Draft, publish
 from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.resources.budgets import budget_enforce
@@ -90,6 +91,7 @@ def _attempt_end(claim, outcome):
         error_type=outcome.error_type, error_message=outcome.error_message, traceback=outcome.traceback,
         tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, model=usage.model,
     )
+    tracing.attempt_ended(claim.step_run_id, claim.item_index, claim.attempt)
 
 
 @dataclass(frozen=True)

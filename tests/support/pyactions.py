@@ -19,3 +19,15 @@ def spend(ctx, tokens_in=0, tokens_out=0, model="gpt-4o-mini", fail=False):
     if fail:
         raise RuntimeError("the model answered nonsense")
     return {"spent": tokens_in + tokens_out}
+
+
+def traceparent(ctx, fail_first=False):
+    """The W3C `traceparent` of the OpenTelemetry context the attempt runs in ({} when none);
+    with `fail_first`, the first attempt fails (and its output is not kept)."""
+    from opentelemetry import propagate
+
+    if fail_first and ctx.attempt == 1:
+        raise RuntimeError("the first attempt fails")
+    carrier = {}
+    propagate.inject(carrier)
+    return carrier
