@@ -9,10 +9,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from governance.admin import EMPTY, ReadOnlyModelAdmin, ReadOnlyTabularInline, admin_link, pretty_json
+from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json
+from orchestration.admin.common import ConsoleTabularInline, format_time
 from orchestration.dag import dag_svg
 
-from .models import Agent, Blueprint, WorkflowDefinition, WorkflowVersion
+from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
 
 
 def _drawing(spec):
@@ -41,30 +42,70 @@ class TagListFilter(admin.SimpleListFilter):
         return queryset.filter(tags__contains=[self.value()]) if self.value() else queryset
 
 
-class WorkflowVersionInline(ReadOnlyTabularInline):
+def run_url(definition):
+    """The console's Run form for a definition (the instance pages' `run/<key>/`)."""
+    return reverse("admin:orchestration_workflowinstance_run", args=[definition.key])
+
+
+def startable(definition):
+    return definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None
+
+
+class WorkflowVersionInline(ConsoleTabularInline):
     model = WorkflowVersion
-    fields = ("number", "spec_sha256", "source_file", "created_at")
+    fields = ("version_link", "spec_sha256", "source_file", "created")
     ordering = ("-number",)
 
     def get_queryset(self, request):
-        # Each row is labelled with str(version), which reads the definition's key.
-        return super().get_queryset(request).select_related("definition").defer("spec", "source")
+        return super().get_queryset(request).defer("spec", "source")
+
+    @admin.display(description="version")
+    def version_link(self, version):
+        return admin_link("admin:registry_workflowversion_change", [version.pk], f"v{version.number}")
+
+    @admin.display(description="created")
+    def created(self, version):
+        return format_time(version.created_at)
 
 
 @admin.register(WorkflowDefinition)
 class WorkflowDefinitionAdmin(ReadOnlyModelAdmin):
-    list_display = ("key", "name", "type", "status", "latest_version_number", "owner", "updated_at")
+    list_display = ("key", "name", "type", "status", "latest_version_number", "owner", "updated_at", "run_link")
     list_filter = ("type", "status", TagListFilter)
     list_select_related = ("latest_version",)
     list_deferred_fields = ("latest_version__spec", "latest_version__source")
     search_fields = ("key", "name", "description")
     inlines = (WorkflowVersionInline,)
     fieldsets = (
-        (None, {"fields": ("key", "name", "type", "status", "description", "owner", "tags", "blueprint")}),
+        (None, {"fields": ("run_button", "key", "name", "type", "status", "description", "owner", "tags",
+                           "blueprint")}),
         ("Capabilities", {"fields": ("inputs", "outputs", "trigger_types")}),
         ("Latest version", {"fields": ("latest_version_link", "instances_link", "latest_drawing")}),
-        ("Times", {"fields": ("created_at", "updated_at")}),
+        ("Times", {"fields": ("created", "updated")}),
     )
+
+    @admin.display(description="created")
+    def created(self, definition):
+        return format_time(definition.created_at)
+
+    @admin.display(description="updated")
+    def updated(self, definition):
+        return format_time(definition.updated_at)
+
+    @admin.display(description="run")
+    def run_button(self, definition):
+        """Starts an instance through the Run form (context fields from the workflow's templates, priority)."""
+        if not startable(definition):
+            return "registered without steps: it cannot be started"
+        return format_html('<a class="button dac-run-button" href="{}">Run {}…</a>', run_url(definition),
+                           definition.key)
+
+    @admin.display(description="")
+    def run_link(self, definition):
+        if not startable(definition):
+            return ""
+        return format_html('<a class="dac-row-action" href="{}" title="start an instance of {}">Run…</a>',
+                           run_url(definition), definition.key)
 
     @admin.display(description="latest version", ordering="latest_version__number")
     def latest_version_number(self, definition):

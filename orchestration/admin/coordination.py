@@ -4,13 +4,13 @@ themselves are django-celery-beat's Periodic tasks page (where operators disable
 from django.contrib import admin
 from django.utils import timezone
 
-from governance.admin import EMPTY, ReadOnlyModelAdmin, ReadOnlyTabularInline, pretty_json, short_json, status_badge
+from governance.admin import EMPTY, ReadOnlyModelAdmin, pretty_json, short_json, status_badge
 from orchestration.models import DebounceWindow, Event, EventMatch, EventWait, ScheduleState, SharedValue, Trigger
 
-from .instances import instance_link
+from .common import ConsoleTabularInline, instance_link
 
 
-class EventMatchInline(ReadOnlyTabularInline):
+class EventMatchInline(ConsoleTabularInline):
     model = EventMatch
     fields = ("kind", "trigger_key", "instance_link", "step_id", "created_at")
     readonly_fields = fields

@@ -1,9 +1,9 @@
-"""The console for engine state: instances, step runs, attempts and events.
+"""The console for workflow instances: the list, the instance page (DAG, operations, decisions,
+lineage, step runs) and its history (the audit log's entries about it).
 
 Every page is read-only. Pause, resume, terminate, retry and approve/reject call the same
 `orchestration.engine` services as the API and the CLI, with the console user as the actor.
 """
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,25 +20,20 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
-from governance.admin import (
-    EMPTY,
-    ReadOnlyModelAdmin,
-    ReadOnlyTabularInline,
-    admin_link,
-    format_duration,
-    pretty_json,
-    short_json,
-    status_badge,
-)
+from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json, status_badge
 from governance.escalations.models import Escalation
 from governance.escalations.services import step_decide
 from governance.escalations.states import OPEN, Gate
 from orchestration import engine
-from orchestration.dag import dag_svg
 from orchestration.lineage import instance_lineage, lineage_outline
-from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.models import StepAttempt, WorkflowInstance
 from orchestration.selectors import instance_queue, queue_description
 from orchestration.states import INSTANCE_ACTIVE, InstanceStatus, StepStatus
+
+from . import history, run
+from .common import display_time, format_time, instance_link, live_duration, search_uuid, short_instance_link
+from .graph import instance_graph
+from .steps import StepRunInline
 
 
 @dataclass(frozen=True)
@@ -79,15 +74,7 @@ LIFECYCLE_OPERATIONS = {
 }
 
 
-def _search_uuid(search_term):
-    try:
-        return uuid.UUID(search_term.strip())
-    except ValueError:
-        return None
-
-
-def instance_link(instance_id):
-    return admin_link("admin:orchestration_workflowinstance_change", [instance_id], str(instance_id))
+LINEAGE_TIMES = ("timestamp", "started_at", "finished_at")
 
 
 class InstanceActionForm(ActionForm):
@@ -97,48 +84,14 @@ class InstanceActionForm(ActionForm):
     )
 
 
-class RunColumns:
-    """Columns shared by pages of things that run: step runs, foreach items, attempts."""
-
-    @admin.display(description="status", ordering="status")
-    def status_badge(self, run):
-        return status_badge(run.status)
-
-    @admin.display(description="duration")
-    def duration(self, run):
-        return format_duration(getattr(run, "started_at", None), getattr(run, "finished_at", None))
-
-    @admin.display(description="error")
-    def error_summary(self, run):
-        return _error_summary(run.error)
-
-
-class StepRunInline(RunColumns, ReadOnlyTabularInline):
-    model = StepRun
-    fields = ("step_id", "status_badge", "attempts", "started_at", "finished_at", "duration", "error_summary",
-              "approved_by", "decision_comment")
-    verbose_name_plural = "step runs"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("output")
-
-
-
-def _error_summary(error):
-    if not error:
-        return ""
-    if isinstance(error, dict):
-        kind, message = error.get("type") or "", error.get("message") or ""
-        text = f"{kind}: {message}" if kind and message else (kind or message or short_json(error))
-    else:
-        text = str(error)
-    return text if len(text) <= 120 else text[:119] + "\u2026"
-
-
 @admin.register(WorkflowInstance)
 class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
-    list_display = ("id", "workflow_key", "version_number", "status_badge", "created_at", "started_at",
-                    "finished_at", "duration")
+    # Fits 1400 px with the sidebar and the filters open: short ids, the version beside the workflow,
+    # times without today's date, and no "started" (the same as "created" unless it was queued; the
+    # duration counts from it).
+    list_display = ("short_id", "workflow_and_version", "status_badge", "created_column", "finished_column",
+                    "duration")
+    list_display_links = None  # the short id is the link (a whole UUID wraps over four lines)
     list_filter = ("status", "definition", "created_at")
     list_select_related = ("definition", "version")
     list_deferred_fields = ("context", "result", "error", "version__spec", "version__source",
@@ -151,9 +104,9 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
     inlines = (StepRunInline,)
     fieldsets = (
         (None, {"fields": ("id", "workflow", "version_number", "status_badge", "held_by", "priority", "parent_link",
-                           "children_links", "created_by", "failing")}),
+                           "children_links", "created_by", "failing_state")}),
         ("Started by", {"fields": ("trigger_json", "correlation_link")}),
-        ("Timing", {"fields": ("created_at", "started_at", "finished_at", "duration", "deadline_at")}),
+        ("Timing", {"fields": ("created", "started", "finished", "duration", "deadline")}),
         ("Data", {"fields": ("context_json", "result_json", "error_json")}),
         ("Usage (all attempts)", {"fields": ("tokens_in", "tokens_out", "cost_usd")}),
     )
@@ -162,12 +115,16 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
         return super().get_queryset(request).select_related("definition", "version")
 
     def get_search_results(self, request, queryset, search_term):
-        instance_id = _search_uuid(search_term)
+        instance_id = search_uuid(search_term)
         if instance_id is not None:
             return queryset.filter(id=instance_id), False
         return super().get_search_results(request, queryset, search_term)
 
     # --- columns and fields -------------------------------------------------------------
+    @admin.display(description="id", ordering="id")
+    def short_id(self, instance):
+        return short_instance_link(instance.id)
+
     @admin.display(description="workflow", ordering="definition__key")
     def workflow_key(self, instance):
         return instance.definition.key
@@ -181,9 +138,51 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
     def version_number(self, instance):
         return instance.version.number
 
+    @admin.display(description="workflow", ordering="definition__key")
+    def workflow_and_version(self, instance):
+        return format_html('{} <span class="dac-version" title="version {}">v{}</span>', instance.definition.key,
+                           instance.version.number, instance.version.number)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, instance):
         return status_badge(instance.status, instance.get_status_display())
+
+    @admin.display(description="failing")
+    def failing_state(self, instance):
+        """Whether a step failed (no new steps start; compensation follows): said in words, not an icon,
+        since a tick for "failing: yes" reads as good news."""
+        if not instance.failing:
+            return status_badge("completed", "no")
+        step = (instance.error or {}).get("step") if isinstance(instance.error, dict) else None
+        what = f"yes: step '{step}' failed" if step else "yes: a step failed"
+        if instance.status in INSTANCE_ACTIVE:
+            what += "; compensating" if instance.compensation_started else "; no new steps start"
+        return status_badge("failed", what)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, instance):
+        return format_time(instance.created_at)
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, instance):
+        return format_time(instance.started_at)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished(self, instance):
+        return format_time(instance.finished_at)
+
+    # The list's times leave out today's date (and this year), so its columns stay narrow.
+    @admin.display(description="created", ordering="created_at")
+    def created_column(self, instance):
+        return format_time(instance.created_at, compact=True)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished_column(self, instance):
+        return format_time(instance.finished_at, compact=True)
+
+    @admin.display(description="deadline")
+    def deadline(self, instance):
+        return format_time(instance.deadline_at)
 
     @admin.display(description="queued")
     def held_by(self, instance):
@@ -192,7 +191,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, instance):
-        return format_duration(instance.started_at, instance.finished_at)
+        return live_duration(instance.started_at, instance.finished_at)
 
     @admin.display(description="parent")
     def parent_link(self, instance):
@@ -270,6 +269,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
                  name="{}_{}_operate".format(*info)),
             path("<uuid:instance_id>/decide/", self.admin_site.admin_view(self.decide_view),
                  name="{}_{}_decide".format(*info)),
+            path("run/<str:workflow>/", self.admin_site.admin_view(self.run_view), name="{}_{}_run".format(*info)),
             *super().get_urls(),
         ]
 
@@ -315,6 +315,11 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             messages.success(request, f"Step '{step_id}': {decision} recorded.")
         return self._instance_page(instance_id)
 
+    def run_view(self, request, workflow):
+        """The form that starts an instance of a workflow (the definition page's Run button)."""
+        return run.run_view(self, request, workflow)
+
+    # --- the instance page and its history ------------------------------------------------
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
             context.update(self._console_context(request, obj))
@@ -322,7 +327,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
 
     def _console_context(self, request, instance):
         """The instance page's DAG, its lineage, its steps awaiting a decision and the operations it offers."""
-        statuses = dict(StepRun.objects.filter(instance=instance).values_list("step_id", "status"))
+        svg, statuses = instance_graph(instance)
         steps = {step["id"]: step for step in instance.version.spec.get("steps") or []}
         can_operate = self.has_operate_permission(request)
         gates = {e.step_id: e for e in Escalation.objects.filter(instance=instance, status__in=OPEN, gate=Gate.STEP)}
@@ -334,9 +339,11 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             for step_id, status in statuses.items() if status == StepStatus.WAITING_APPROVAL
         ]
         lineage = instance_lineage(instance.id)
+        rows = lineage_outline(lineage["root"])
+        for node in (row["node"] for row in rows if row.get("node")):  # ISO times, shown with seconds only
+            node.update({key: display_time(node[key]) for key in LINEAGE_TIMES if node.get(key)})
         return {
-            # dag_svg escapes every label it draws, so its markup is safe to embed as it is.
-            "dag_svg": mark_safe(dag_svg(instance.version.spec, statuses)),
+            "dag_svg": mark_safe(svg),  # dag_svg escapes every label it draws: its markup is safe as it is
             "can_operate": can_operate,
             "steps_awaiting_decision": awaiting,
             "lifecycle_operations": [op for op in LIFECYCLE_OPERATIONS.values()
@@ -345,8 +352,13 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             "decide_url": reverse("admin:orchestration_workflowinstance_decide", args=[instance.id]),
             "attempts_with_usage": _attempts_with_usage(instance),
             "lineage": lineage,
-            "lineage_rows": lineage_outline(lineage["root"]),
+            "lineage_rows": rows,
         }
+
+    def history_view(self, request, object_id, extra_context=None):
+        """The instance's history: what the audit log recorded about it (Django's own history lists
+        only changes made through admin forms, and the console makes none)."""
+        return history.history_view(self, request, object_id, extra_context)
 
 
 def _attempts_with_usage(instance, limit=200):
@@ -364,125 +376,3 @@ def _approval_summary(approval):
     parts = [f"{key.replace('_', ' ')} {', '.join(map(str, value)) if isinstance(value, list) else value}"
              for key, value in approval.items() if value not in (None, "", [], {})]
     return " · ".join(parts)
-
-
-class StepAttemptInline(ReadOnlyTabularInline):
-    model = StepAttempt
-    fields = ("number", "item_index", "status", "worker", "started_at", "finished_at", "error_type",
-              "tokens_in", "tokens_out", "cost_usd")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("inputs", "output", "traceback")
-
-
-class StepItemInline(RunColumns, ReadOnlyTabularInline):
-    model = StepItem
-    fields = ("index", "status_badge", "attempts", "item_summary", "error_summary")
-    show_change_link = False
-    verbose_name_plural = "foreach items"
-
-    @admin.display(description="item")
-    def item_summary(self, item):
-        return short_json(item.item)
-
-
-@admin.register(StepRun)
-class StepRunAdmin(RunColumns, ReadOnlyModelAdmin):
-    list_display = ("step_id", "instance", "workflow_key", "status_badge", "attempts", "started_at",
-                    "finished_at", "duration", "error_summary")
-    list_display_links = ("step_id",)
-    list_filter = ("status", "instance__definition")
-    list_select_related = ("instance__definition",)
-    list_deferred_fields = ("output", "instance__context", "instance__result", "instance__error",
-                            "instance__definition__description")
-    search_fields = ("step_id", "instance__definition__key")
-    search_help_text = "A step id, a workflow key or an instance id."
-    show_full_result_count = False
-    inlines = (StepAttemptInline, StepItemInline)
-    fieldsets = (
-        (None, {"fields": ("instance_link", "step_id", "status_badge", "attempts", "attempt_base", "item_count",
-                           "worker", "task_id")}),
-        ("Timing", {"fields": ("ready_at", "started_at", "heartbeat_at", "finished_at", "duration",
-                               "completed_seq", "compensated_at")}),
-        ("Decision", {"fields": ("approved_by", "decision_comment")}),
-        ("Data", {"fields": ("output_json", "error_json")}),
-    )
-
-    def get_search_results(self, request, queryset, search_term):
-        instance_id = _search_uuid(search_term)
-        if instance_id is not None:
-            return queryset.filter(instance_id=instance_id), False
-        return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="instance", ordering="instance_id")
-    def instance_link(self, run):
-        return instance_link(run.instance_id)
-
-    @admin.display(description="workflow", ordering="instance__definition__key")
-    def workflow_key(self, run):
-        return run.instance.definition.key
-
-
-    @admin.display(description="output")
-    def output_json(self, run):
-        return pretty_json(run.output)
-
-    @admin.display(description="error")
-    def error_json(self, run):
-        return pretty_json(run.error)
-
-
-@admin.register(StepAttempt)
-class StepAttemptAdmin(RunColumns, ReadOnlyModelAdmin):
-    list_display = ("__str__", "workflow_key", "step_id", "item_index", "number", "status", "worker",
-                    "started_at", "finished_at", "error_type", "tokens_in", "tokens_out", "cost_usd")
-    list_filter = ("status", "model")
-    list_select_related = ("step_run__instance__definition",)
-    list_deferred_fields = ("inputs", "output", "traceback", "step_run__output", "step_run__error",
-                            "step_run__instance__context", "step_run__instance__result",
-                            "step_run__instance__error", "step_run__instance__definition__description")
-    search_fields = ("step_run__step_id", "step_run__instance__definition__key", "error_type", "worker")
-    show_full_result_count = False
-    fieldsets = (
-        (None, {"fields": ("step_run_link", "instance_link", "item_index", "number", "status", "worker",
-                           "task_id")}),
-        ("Timing", {"fields": ("started_at", "finished_at", "duration")}),
-        ("Data (secrets masked)", {"fields": ("inputs_json", "output_json")}),
-        ("Error", {"fields": ("error_type", "error_message", "traceback_text")}),
-        ("Usage", {"fields": ("model", "tokens_in", "tokens_out", "cost_usd")}),
-    )
-
-    def get_search_results(self, request, queryset, search_term):
-        instance_id = _search_uuid(search_term)
-        if instance_id is not None:
-            return queryset.filter(step_run__instance_id=instance_id), False
-        return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="workflow", ordering="step_run__instance__definition__key")
-    def workflow_key(self, attempt):
-        return attempt.step_run.instance.definition.key
-
-    @admin.display(description="step", ordering="step_run__step_id")
-    def step_id(self, attempt):
-        return attempt.step_run.step_id
-
-    @admin.display(description="step run")
-    def step_run_link(self, attempt):
-        return admin_link("admin:orchestration_steprun_change", [attempt.step_run_id], str(attempt.step_run))
-
-    @admin.display(description="instance")
-    def instance_link(self, attempt):
-        return instance_link(attempt.step_run.instance_id)
-
-
-    @admin.display(description="inputs")
-    def inputs_json(self, attempt):
-        return pretty_json(attempt.inputs)
-
-    @admin.display(description="output")
-    def output_json(self, attempt):
-        return pretty_json(attempt.output)
-
-    @admin.display(description="traceback")
-    def traceback_text(self, attempt):
-        return format_html('<pre class="dac-json">{}</pre>', attempt.traceback) if attempt.traceback else EMPTY

@@ -323,7 +323,7 @@ def test_reject_through_the_console_fails_the_step(admin_client, admin_user, gat
 
 def test_deciding_a_step_that_is_not_waiting_reports_an_error(admin_client, gated):
     admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "approve", "comment": ""})
-    again = admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "reject", "comment": ""})
+    again = admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "reject", "comment": "too late"})
     assert again.status_code == 302
     assert any("not waiting for approval" in m for m in message_texts(again))
     assert step_status(gated, "gate") == StepStatus.READY
@@ -438,7 +438,7 @@ def test_terminate_action_records_the_reason_and_reports_each_result(admin_clien
 
 
 def test_retry_action_reruns_a_failed_instance(admin_client, gated):
-    admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "reject"})
+    admin_client.post(decide_url(gated), {"step_id": "gate", "decision": "reject", "comment": "not yet"})
     assert status_of(gated) == InstanceStatus.FAILED
     response = run_action(admin_client, "retry_selected", [gated])
     assert any("Retried 1 instance" in m for m in message_texts(response))

@@ -164,3 +164,30 @@ def test_a_non_staff_user_is_sent_to_login(client, applied, django_user_model):
     client.force_login(django_user_model.objects.create_user("outsider", password="pw"))
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 302 and response.url.startswith(reverse("admin:login"))
+
+
+# --- issue 10, point 5: a Run button; version rows without Django's header line -----------------------
+
+def test_a_startable_definition_has_a_run_button_and_a_row_action(admin_client, applied):
+    review = WorkflowDefinition.objects.get(key="console-review")
+    run_url = reverse("admin:orchestration_workflowinstance_run", args=["console-review"])
+    page = admin_client.get(reverse("admin:registry_workflowdefinition_change", args=[review.pk])).content.decode()
+    assert f'<a class="button dac-run-button" href="{run_url}">Run console-review\u2026</a>' in page
+    listing = admin_client.get(reverse(CHANGELIST)).content.decode()
+    assert f'href="{run_url}"' in listing
+    # a definition registered without steps offers no Run
+    placeholder = WorkflowDefinition.objects.get(key="console-placeholder")
+    page = admin_client.get(reverse("admin:registry_workflowdefinition_change", args=[placeholder.pk]))
+    assert "dac-run-button" not in page.content.decode() and "cannot be started" in page.content.decode()
+    assert reverse("admin:orchestration_workflowinstance_run", args=["console-placeholder"]) not in listing
+    assert admin_client.get(run_url).status_code == 200
+
+
+def test_version_rows_link_their_version_without_a_header_line(admin_client, applied):
+    definition = WorkflowDefinition.objects.get(key="console-review")
+    version = definition.latest_version
+    page = admin_client.get(reverse("admin:registry_workflowdefinition_change", args=[definition.pk])).content.decode()
+    inline = page[page.index('id="versions-group"'):]
+    assert f'<a href="{reverse("admin:registry_workflowversion_change", args=[version.pk])}">v1</a>' in inline
+    assert "inlineviewlink" not in inline and "has_original" not in inline
+    assert str(version) not in inline  # Django's "<definition> v1 View" line above the row
