@@ -14,6 +14,13 @@ def uuid7():
     return uuid.UUID(int=value)
 
 
+def short_id(value):
+    """What a list shows of an id: its first 8 characters and, because the first 8 of time-ordered
+    ids made within about a minute are the same, its last 4 too: `01a22ab5…f76d`."""
+    text = str(value)
+    return f"{text[:8]}\u2026{text[-4:]}" if len(text) > 12 else text
+
+
 def as_uuid(value):
     """`value` as a UUID, or None when it is empty or not one (a filter on it matches nothing)."""
     try:

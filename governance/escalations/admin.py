@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from dacproject.ids import short_id
 from governance.admin import EMPTY, ReadOnlyModelAdmin, ReadOnlyTabularInline, admin_link, pretty_json, status_badge
 from governance.notifications.admin import NotificationDeliveryInline
 from orchestration.dag import dag_svg
@@ -100,7 +101,7 @@ class EscalationAdmin(ReadOnlyModelAdmin):
         if not escalation.instance_id:
             return EMPTY
         return admin_link("admin:orchestration_workflowinstance_change", [escalation.instance_id],
-                          str(escalation.instance_id)[:8])
+                          short_id(escalation.instance_id))
 
     @admin.display(description="approvals")
     def approvals(self, escalation):

@@ -8,6 +8,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from dacproject.ids import short_id
 from orchestration.selectors import instance_get
 from registry.selectors import definition_get
 
@@ -87,7 +88,8 @@ def instance(request, instance_id):
     if found is None:
         raise Http404(f"no instance {instance_id}")
     return _page(request, "dashboard/instance.html", data=instance_live_data(found),
-                 data_url=reverse("dashboard:instance-data", args=[found.id]), poll="instance", instance=found)
+                 data_url=reverse("dashboard:instance-data", args=[found.id]), poll="instance", instance=found,
+                 short_id=short_id(found.id))
 
 
 @staff_json

@@ -8,10 +8,10 @@ from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html
 
+from dacproject.ids import short_id
 from governance.admin import EMPTY, ReadOnlyTabularInline, admin_link, format_duration, short_json, status_badge
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-SHORT_ID = 8
 
 
 def search_uuid(search_term):
@@ -67,10 +67,10 @@ def instance_link(instance_id):
 
 
 def short_instance_link(instance_id):
-    """The first characters of an instance id, linking to its page, the whole id on hover."""
+    """An instance's short id (dacproject.ids.short_id) linking to its page, the whole id on hover."""
     text = str(instance_id)
     return admin_link("admin:orchestration_workflowinstance_change", [instance_id],
-                      format_html('<code class="dac-short-id" title="{}">{}</code>', text, text[:SHORT_ID]))
+                      format_html('<code class="dac-short-id" title="{}">{}</code>', text, short_id(text)))
 
 
 def error_summary(error):

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from dacproject.ids import short_id
 from governance.admin import admin_link, short_json
 from governance.escalations.models import Escalation
 from governance.models import AuditEntry
@@ -40,7 +41,7 @@ def _target(entry):
         return format_html("step <code>{}</code>", entry.target_id.split("/", 1)[-1])
     if entry.target_type == "escalation":
         return format_html("escalation {}", admin_link("admin:governance_escalation_change", [entry.target_id],
-                                                      entry.target_id[:8]))
+                                                      short_id(entry.target_id)))
     return f"{entry.target_type} {entry.target_id}"
 
 

@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from dacproject.ids import short_id
 from governance.models import AuditEntry
 from orchestration import engine
 from orchestration.engine.execute import run_attempt
@@ -227,7 +228,7 @@ def test_history_of_an_instance_is_visible_to_a_viewer_without_audit_links(clien
 def test_the_list_shows_short_ids_linking_to_the_page_with_the_full_id_on_hover(admin_client, running):
     content = text_of(admin_client.get(reverse(CHANGELIST)))
     full = str(running.id)
-    assert (f'<a href="{page(running)}"><code class="dac-short-id" title="{full}">{full[:8]}</code></a>'
+    assert (f'<a href="{page(running)}"><code class="dac-short-id" title="{full}">{short_id(full)}</code></a>'
             in content)
     assert f">{full}<" not in content  # the whole id is never the cell's text
     assert 'class="column-duration' in content

@@ -24,6 +24,9 @@
     return node;
   }
 
+  // As dacproject.ids.short_id: the first 8 characters, and the last 4 (time-ordered ids share their start).
+  const shortId = (id) => (String(id).length > 12 ? `${String(id).slice(0, 8)}\u2026${String(id).slice(-4)}` : String(id));
+
   function link(href, text, title) {
     return element("a", text, title ? {href, title} : {href});
   }
@@ -138,7 +141,7 @@
                    {label: "queued", colour: COLOURS.queued, values: pools.map((p) => p.queued), paths: thinBars()}],
                   "No concurrency limit in force");
     fillTable("recent-failures", data.recent_failures, (r) => [
-      link(`/dashboard/instances/${r.id}/`, String(r.id).slice(0, 8), r.id),
+      link(`/dashboard/instances/${r.id}/`, shortId(r.id), r.id),
       link(`/dashboard/workflows/${encodeURIComponent(r.workflow)}/`, r.workflow),
       Object.assign(element("span", r.error || r.status), {className: "dac-error"}), FORMATS.time(r.finished_at),
     ], "No failure");
