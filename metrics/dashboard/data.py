@@ -5,6 +5,7 @@ from django.utils.timezone import localtime
 from orchestration.dag import dag_svg
 from orchestration.models import StepRun
 from orchestration.resources.selectors import cost_ledger
+from orchestration.selectors import step_item_progress
 from orchestration.states import INSTANCE_TERMINAL
 
 from .. import selectors
@@ -43,6 +44,7 @@ def instance_live_data(instance):
         "id": str(instance.id),
         "status": instance.status,
         "finished": instance.status in INSTANCE_TERMINAL,
-        "svg": dag_svg(instance.version.spec, {run["step_id"]: run["status"] for run in runs}),
+        "svg": dag_svg(instance.version.spec, {run["step_id"]: run["status"] for run in runs},
+                       progress=step_item_progress(instance)),
         "steps": runs,
     })

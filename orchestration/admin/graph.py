@@ -1,25 +1,17 @@
 """The instance page's DAG: each step's status, a foreach step's item progress and what a click on a
 box shows (status, attempts, times, duration, error), read in two queries whatever the size."""
-from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from governance.admin import format_duration
 from orchestration.dag import dag_svg
-from orchestration.models import StepItem, StepRun
-from orchestration.states import StepStatus
+from orchestration.models import StepRun
+from orchestration.selectors import step_item_progress
 
 from .common import TIME_FORMAT, error_summary
 
 RUN_FIELDS = ("id", "step_id", "status", "attempts", "attempt_base", "item_count", "worker", "started_at",
               "finished_at", "approved_by", "error")
-
-
-def item_progress(instance):
-    """{step_id: (done, total)} of the instance's foreach steps, in one query (done: completed items)."""
-    rows = (StepItem.objects.filter(step_run__instance=instance).values("step_run__step_id")
-            .annotate(total=Count("id"), done=Count("id", filter=Q(status=StepStatus.COMPLETED))).order_by())
-    return {row["step_run__step_id"]: (row["done"], row["total"]) for row in rows}
 
 
 def _time(value):
@@ -52,7 +44,7 @@ def instance_graph(instance):
     """(the DAG's markup, {step_id: status}) for an instance's page."""
     now = timezone.now()
     runs = list(StepRun.objects.filter(instance=instance).values(*RUN_FIELDS))
-    progress = item_progress(instance)
+    progress = step_item_progress(instance)
     statuses = {run["step_id"]: run["status"] for run in runs}
     details = {run["step_id"]: step_details(run, progress.get(run["step_id"]), now=now) for run in runs}
     links = {run["step_id"]: reverse("admin:orchestration_steprun_change", args=[run["id"]]) for run in runs}

@@ -13,7 +13,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -28,7 +28,7 @@ from orchestration import engine
 from orchestration.lineage import instance_lineage, lineage_outline
 from orchestration.models import StepAttempt, WorkflowInstance
 from orchestration.selectors import instance_queue, queue_description
-from orchestration.states import INSTANCE_ACTIVE, InstanceStatus, StepStatus
+from orchestration.states import INSTANCE_ACTIVE, INSTANCE_TERMINAL, InstanceStatus, StepStatus
 
 from . import history, run
 from .common import display_time, format_time, instance_link, live_duration, search_uuid, short_instance_link
@@ -270,6 +270,8 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             path("<uuid:instance_id>/decide/", self.admin_site.admin_view(self.decide_view),
                  name="{}_{}_decide".format(*info)),
             path("run/<str:workflow>/", self.admin_site.admin_view(self.run_view), name="{}_{}_run".format(*info)),
+            path("<uuid:instance_id>/graph/", self.admin_site.admin_view(self.graph_view),
+                 name="{}_{}_graph".format(*info)),
             *super().get_urls(),
         ]
 
@@ -315,6 +317,17 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
             messages.success(request, f"Step '{step_id}': {decision} recorded.")
         return self._instance_page(instance_id)
 
+    def graph_view(self, request, instance_id):
+        """The page's DAG as JSON, {id, status, finished, svg}: what the page polls (dashboard/live-dag.js)
+        to redraw the graph as the steps move, without a reload."""
+        instance = self.get_object(request, str(instance_id))
+        if instance is None or not self.has_view_permission(request, instance):
+            return JsonResponse({"error": {"code": "not_found", "message": f"no instance {instance_id}",
+                                           "details": {}}}, status=404)
+        svg, _ = instance_graph(instance)
+        return JsonResponse({"id": str(instance.id), "status": instance.status,
+                             "finished": instance.status in INSTANCE_TERMINAL, "svg": svg})
+
     def run_view(self, request, workflow):
         """The form that starts an instance of a workflow (the definition page's Run button)."""
         return run.run_view(self, request, workflow)
@@ -350,6 +363,8 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
                                      if can_operate and instance.status in op.offered_when],
             "operate_url": reverse("admin:orchestration_workflowinstance_operate", args=[instance.id]),
             "decide_url": reverse("admin:orchestration_workflowinstance_decide", args=[instance.id]),
+            "graph_url": reverse("admin:orchestration_workflowinstance_graph", args=[instance.id]),
+            "instance_finished": instance.status in INSTANCE_TERMINAL,
             "attempts_with_usage": _attempts_with_usage(instance),
             "lineage": lineage,
             "lineage_rows": rows,

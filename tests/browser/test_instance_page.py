@@ -7,11 +7,12 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
+from governance.escalations.services import step_decide
 from orchestration import engine
-from orchestration.dag import MIN_SCALE
+from orchestration.dag import MIN_SCALE, status_colours
 from registry import services as registry
 from tests.support.browser import screenshot
-from tests.support.helpers import start, step, step_reaches
+from tests.support.helpers import apply_spec, finished, start, step, step_reaches
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "software-company.yaml"
 SEVEN_STEPS = ("plan", "code", "open_pr", "review", "request_changes", "merge", "deploy_dev")
@@ -106,4 +107,37 @@ def test_the_seven_step_dag_fits_1400_px_with_the_sidebar_open_and_a_click_shows
 
     assert step(instance, "merge").status == "waiting_approval"
     engine.instance_terminate(instance_id=instance.id, actor="test")  # leave nothing parked
+    page_errors.assert_none()
+
+
+GATED = {"id": "console-live", "steps": [
+    {"id": "build", "action": "echo", "with": {"sha": "4f2a9c1"}},
+    {"id": "ship", "action": "echo", "depends_on": ["build"], "approval": {"approvers": ["tech_lead"]}},
+    {"id": "announce", "action": "noop", "depends_on": ["ship"]},
+]}
+
+
+def test_the_page_redraws_the_dag_as_the_instance_moves_without_a_reload(live, make_staff, admin_login,
+                                                                         page_errors):
+    apply_spec(GATED)
+    instance = start("console-live")
+    step_reaches(instance, "ship", "waiting_approval", timeout=RUN_TIMEOUT)
+    approver = make_staff(superuser=True)
+    page = admin_login(approver, next_path=f"/admin/orchestration/workflowinstance/{instance.id}/change/")
+    ship = page.locator('#dac-dag .dac-dag-node[data-step="ship"]')
+    expect(ship).to_have_attribute("data-status", "waiting_approval")
+    expect(page.locator("#dac-dag-moved")).to_be_hidden()
+    page.evaluate("window.dacSamePage = true")  # gone if the page reloads
+
+    step_decide(instance_id=instance.id, step_id="ship", decision="approve", actor=approver)
+    assert finished(instance).status == "completed"
+    for step_id in ("build", "ship", "announce"):
+        node = page.locator(f'#dac-dag .dac-dag-node[data-step="{step_id}"]')
+        expect(node).to_have_attribute("data-status", "completed")
+        expect(node.locator("rect").first).to_have_attribute("fill", status_colours("completed")[0])
+    expect(page.locator("#dac-dag-moved")).to_contain_text("now completed")
+    assert page.evaluate("window.dacSamePage") is True, "the page reloaded"
+    page.locator('#dac-dag .dac-dag-node[data-step="announce"]').click()  # details still work on the new drawing
+    expect(page.locator("#dac-dag-details")).to_contain_text("completed")
+    screenshot(page, "instance-dag-live-completed")
     page_errors.assert_none()

@@ -264,3 +264,16 @@ def test_list_times_leave_out_only_the_obvious_part_and_pages_show_them_whole():
     assert 'title="2025-11-30 04:02:13 UTC"' in str(format_time(datetime(2025, 11, 30, 4, 2, 13, tzinfo=UTC)))
     assert display_time("2025-11-30T04:02:13.780741+00:00") == "2025-11-30 04:02:13"  # the lineage panel's
     assert display_time("not a time") == "not a time"
+
+
+def test_the_graph_view_gives_the_page_its_dag_to_redraw(admin_client, running, client):
+    url = reverse("admin:orchestration_workflowinstance_graph", args=[running.id])
+    body = admin_client.get(url).json()
+    assert body["id"] == str(running.id) and body["status"] == running.status and body["finished"] is False
+    statuses = dict(StepRun.objects.filter(instance=running).values_list("step_id", "status"))
+    for step_id, status in statuses.items():
+        assert f'data-step="{step_id}" data-status="{status}"' in body["svg"]
+    assert f'data-url="{url}"' in admin_client.get(page(running)).content.decode()
+    assert client.get(url).status_code == 302  # the admin's login, for anyone not logged in
+    missing = reverse("admin:orchestration_workflowinstance_graph", args=["00000000-0000-0000-0000-000000000000"])
+    assert admin_client.get(missing).status_code == 404
