@@ -78,6 +78,7 @@ def test_the_seven_step_dag_fits_1400_px_with_the_sidebar_open_and_a_click_shows
     expect(details.locator("h3")).to_contain_text("Step merge")
     expect(details).to_contain_text("waiting approval")
     screenshot(page, "instance-dag")
+    screenshot(page, "instance-dag-top", full_page=False)  # what the first screen shows (the README's tour)
     # the instance is unfinished: its duration is the time so far, and it keeps counting
     duration = page.locator(".field-duration [data-dac-elapsed]")
     expect(duration).to_have_count(1)
