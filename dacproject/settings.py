@@ -23,7 +23,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, importing the apps' admin.py on the console's first use rather than at start-up.
+    "dacproject.admin_site.LazyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -92,7 +93,14 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Celery's per-run INFO lines ("received", "succeeded", beat's "Sending due task") are dropped
+    # for the beat's housekeeping tasks (CELERY_BEAT_SCHEDULE, every 1-10 s: they were most of the
+    # worker and beat logs); those tasks log one INFO line themselves when they did something.
+    # Every other task's lines, and all warnings and errors, stay. See dacproject.logfilters.
+    "filters": {"quiet_periodic_tasks": {"()": "dacproject.logfilters.QuietPeriodicTasks"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {name: {"filters": ["quiet_periodic_tasks"]}
+                for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 

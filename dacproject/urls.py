@@ -39,3 +39,9 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="prometheus-metrics"),
 ]
+
+# Under /api/ and /hooks/ every error is the JSON envelope (DESIGN §8), even for a URL no route matches.
+handler400 = "dacproject.api.bad_request"
+handler403 = "dacproject.api.permission_denied"
+handler404 = "dacproject.api.page_not_found"
+handler500 = "dacproject.api.server_error"

@@ -5,7 +5,7 @@ from django.db.models import Count, Prefetch, Q
 from dacproject.ids import as_uuid
 
 from .models import StepItem, StepRun, WorkflowInstance
-from .states import INSTANCE_TERMINAL, InstanceStatus, StepStatus
+from .states import INSTANCE_TERMINAL, STEP_TERMINAL, InstanceStatus, StepStatus
 
 
 def _instances():
@@ -38,6 +38,14 @@ def instance_list(*, status=None, workflow=None, parent=None, correlation_id=Non
 
 def instance_is_finished(instance_id):
     return WorkflowInstance.objects.filter(id=instance_id, status__in=INSTANCE_TERMINAL).exists()
+
+
+def instance_progress(instance_id):
+    """`(status, steps finished, steps)` of an instance in one query (the CLI's live progress line);
+    None when there is no such instance."""
+    return (WorkflowInstance.objects.filter(id=instance_id)
+            .annotate(steps=Count("step_runs"), done=Count("step_runs", filter=Q(step_runs__status__in=STEP_TERMINAL)))
+            .values_list("status", "done", "steps").first())
 
 
 def _iso(value):

@@ -76,7 +76,8 @@ class InstanceDetailSerializer(InstanceSerializer):
 
 class DecisionSerializer(serializers.Serializer):
     step = serializers.CharField(max_length=100)
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000,
+                                    help_text="why; required (non-blank) to reject")
     option = serializers.CharField(required=False, allow_blank=True, default="", max_length=100,
                                    help_text="with approve: one of the gate's options (default approve)")
 

@@ -3,6 +3,7 @@
 A task never waits on another: parked steps live in the database and are resumed by the
 decision, event or timer that frees them.
 """
+import logging
 import time
 from dataclasses import dataclass
 
@@ -11,12 +12,21 @@ from django.conf import settings
 from django.db import DataError, InterfaceError, OperationalError
 
 from . import engine
+from .actions import registry as actions
 from .canvas import rate_limit_kwargs, rate_limit_of
 from .engine.execute import failed_outcome, run_attempt, run_compensation
 from .engine.followups import followups_here
 from .events.publish import reactions_deferred
+from .periodic import log_outcome
 from .resources import ratelimits
 from .resources.deferral import step_defer
+
+logger = logging.getLogger(__name__)
+
+# A worker imports this module as it starts (before its first task): the action modules come with
+# it, so a broken module in DAC_ACTION_MODULES stops the worker at start-up. (Django start-up
+# leaves them to the first action lookup: orchestration.apps.)
+actions.load_action_modules()
 
 # A database restart or a dropped connection is retried by Celery, not lost.
 DB_RETRY = {
@@ -184,7 +194,8 @@ def sweep_timeouts():
     windows whose time has come, idempotency keys past 24 h."""
     from .events.services import events_sweep
 
-    return {"instances_timed_out": engine.instances_time_out_expired(), **events_sweep()}
+    done = {"instances_timed_out": engine.instances_time_out_expired(), **events_sweep()}
+    return log_outcome(logger, "timeout sweep", done)
 
 
 @shared_task(ignore_result=True)
@@ -199,5 +210,6 @@ def reconcile():
     from .spawning.reconcile import spawning_reconcile
 
     settle = timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
-    return {**engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle),
-            **notifications_reconcile(), **admission_reconcile()}
+    return log_outcome(logger, "reconcile", {
+        **engine.reconcile().as_dict(), **events_reconcile(), **spawning_reconcile(settle=settle),
+        **notifications_reconcile(), **admission_reconcile()})

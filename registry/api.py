@@ -21,6 +21,8 @@ from .discovery.serializers import (
     SuggestChainRequestSerializer,
 )
 from .serializers import ApplyReportSerializer, RunRequestSerializer, WorkflowDetailSerializer, WorkflowSerializer
+from .spec.normalize import WORKFLOW_ID_RE, WORKFLOW_TYPES
+from .spec.triggers import TRIGGER_TYPES
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -50,21 +52,45 @@ def apply_body(request, *, expect):
     return services.definitions_apply(compiled=compiled, actor=request.user)
 
 
+def workflow_or_404(key):
+    """The registered definition `key`, or a 404 in the envelope (also for a malformed id)."""
+    definition = selectors.definition_get(key) if WORKFLOW_ID_RE.match(key) else None
+    if definition is None:
+        raise NotFound(f"workflow '{key[:100]}' is not registered")
+    return definition
+
+
+LIST_FILTERS = ("type", "tag", "input", "output", "trigger")
+CHOICES = {"type": WORKFLOW_TYPES, "trigger": TRIGGER_TYPES}
+# Every id reaches the view (which answers 404 in the envelope); the documented form is the real one.
+WORKFLOW_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, pattern=WORKFLOW_ID_RE.pattern,
+                               description="a workflow id")
+
+
 class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     lookup_field = "key"
     lookup_url_kwarg = "id"
-    lookup_value_regex = r"[a-z0-9][a-z0-9_.-]{0,99}"
+    lookup_value_regex = r"[^/]+"
 
     def get_queryset(self):
-        return selectors.definition_list(**query_filters(self.request, ("type", "tag", "input", "output", "trigger")))
+        """A `type` or `trigger` outside its closed set is a 400 naming the allowed values."""
+        return selectors.definition_list(**query_filters(self.request, LIST_FILTERS, choices=CHOICES))
+
+    def get_object(self):
+        return workflow_or_404(self.kwargs["id"])
 
     def get_serializer_class(self):
         return WorkflowSerializer if self.action == "list" else WorkflowDetailSerializer
 
-    @extend_schema(parameters=[OpenApiParameter(name, str, description=f"only workflows with this {name}")
-                               for name in ("type", "tag", "input", "output", "trigger")])
+    @extend_schema(parameters=[OpenApiParameter(name, str, enum=CHOICES.get(name),
+                                                description=f"only workflows with this {name}")
+                               for name in LIST_FILTERS])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(parameters=[WORKFLOW_ID])
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(request=DEFINITION_BODY, responses={201: WorkflowDetailSerializer, 200: WorkflowDetailSerializer})
     def create(self, request):
@@ -75,14 +101,13 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(WorkflowDetailSerializer(definition).data,
                         status=status.HTTP_201_CREATED if applied["changed"] else status.HTTP_200_OK)
 
-    @extend_schema(request=RunRequestSerializer, parameters=[IDEMPOTENCY_KEY],
+    @extend_schema(request=RunRequestSerializer, parameters=[WORKFLOW_ID, IDEMPOTENCY_KEY],
                    responses={201: InstanceDetailSerializer, 202: InstanceDetailSerializer})
     @action(detail=True, methods=["post"])
     def run(self, request, id=None):
         """Start an instance of the workflow's latest version: 201, or 202 when a concurrency limit
         queues it (its `queue` says which limit and its position)."""
-        if selectors.definition_get(id) is None:
-            raise NotFound(f"workflow '{id}' is not registered")
+        workflow_or_404(id)
         body = RunRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         instance = engine.instance_start(workflow=id, context=body.validated_data["context"], actor=request.user,

@@ -5,16 +5,20 @@ from django.db import connection, transaction
 
 from governance.audit import audit_record
 
-from . import selectors
+from . import progress, selectors
 from . import spec as specs
 from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
 from .signals import definitions_applied
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 
 @dataclass
 class ApplyReport:
     kind: str
-    workflows: list = field(default_factory=list)  # [{"id", "version", "changed"}]
+    # [{"id", "version", "changed", "action"}] and [{"name", "changed", "action"}], where `action`
+    # is what applying did: "created" (new), "updated" (changed) or "unchanged".
+    workflows: list = field(default_factory=list)
     agents: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
 
@@ -70,7 +74,8 @@ def definitions_apply(*, compiled, actor):
     blueprint = _blueprint_upsert(compiled.blueprint) if compiled.blueprint else None
     for agent in compiled.agents:
         report.agents.append(_agent_upsert(agent))
-    for doc in compiled.workflows:
+    for i, doc in enumerate(compiled.workflows):
+        progress.report("registering", i, len(compiled.workflows))
         report.workflows.append(_workflow_upsert(doc, blueprint))
     # Triggers, schedules and auto_spawn rules follow the definitions in this same transaction.
     definitions_applied.send(sender=ApplyReport, compiled=compiled, blueprint=blueprint)
@@ -95,9 +100,9 @@ def _agent_upsert(data):
     fields = {"type": data["type"], "risk": data["risk"], "description": data["description"],
               "capabilities": data["capabilities"]}
     if existing and all(getattr(existing, k) == v for k, v in fields.items()):
-        return {"name": data["name"], "changed": False}
+        return {"name": data["name"], "changed": False, "action": UNCHANGED}
     Agent.objects.update_or_create(name=data["name"], defaults=fields)
-    return {"name": data["name"], "changed": True}
+    return {"name": data["name"], "changed": True, "action": UPDATED if existing else CREATED}
 
 
 def _workflow_upsert(doc, blueprint):
@@ -109,7 +114,7 @@ def _workflow_upsert(doc, blueprint):
     definition = WorkflowDefinition.objects.select_for_update().filter(key=spec["id"]).first()
     latest = definition.latest_version if definition else None
     if latest and latest.spec_sha256 == sha:
-        return {"id": spec["id"], "version": latest.number, "changed": False}
+        return {"id": spec["id"], "version": latest.number, "changed": False, "action": UNCHANGED}
     summary = {
         "name": spec["name"], "type": spec["type"], "description": spec["description"], "owner": spec["owner"],
         "tags": spec["tags"], "inputs": spec["inputs"], "outputs": spec["outputs"],
@@ -129,4 +134,4 @@ def _workflow_upsert(doc, blueprint):
     )
     definition.latest_version = version
     definition.save()
-    return {"id": spec["id"], "version": number, "changed": True}
+    return {"id": spec["id"], "version": number, "changed": True, "action": UPDATED if latest else CREATED}

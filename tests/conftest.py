@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / ".run" / "test-logs"
 
 
+def pytest_sessionstart(session):
+    """The console's admin modules are imported on its first use (dacproject.admin_site), in the
+    order Django's discovery gives; some test modules import one of them directly, which works
+    only after that (governance.notifications.admin on its own meets an import cycle). So the
+    console is discovered before tests are collected, as in any process that serves it."""
+    from django.contrib import admin
+
+    admin.site.discover()
+
+
 @pytest.fixture(scope="session")
 def stub_server():
     server = StubServer().start()

@@ -33,11 +33,13 @@ from .states import (
 
 E = EscalationStatus
 MAX_COMMENT = 5000
+REASON_REQUIRED = "a rejection needs a reason: give a non-blank comment saying why (dac approve: --comment TEXT)"
 
 
 def escalation_decide(*, escalation_id, decision, comment="", actor):
     """Record `actor`'s decision: `approve`, `reject`, one of the escalation's options, or
-    `acknowledge`. `min_approvals` distinct approvals resolve a gate; one rejection vetoes it.
+    `acknowledge`. `min_approvals` distinct approvals resolve a gate; one rejection vetoes it, and
+    needs a reason (a non-blank `comment`, else InvalidRequest naming `comment` and nothing changes).
     Returns the escalation as it is after the decision."""
     try:
         return _decide(escalation_id, decision, comment, actor)
@@ -88,6 +90,8 @@ def _decide(escalation_id, decision, comment, actor, *, instance_id=None):
     _check_open(escalation)
     comment = _checked_comment(comment)
     decision = _checked_decision(escalation, decision, comment)
+    if decision == REJECT and not comment:
+        raise InvalidRequest(REASON_REQUIRED, details={"field": "comment"})
     check_may_decide(actor, escalation)
     name, votes = _record(escalation, actor, decision, comment)
     resolution = None if decision == ACKNOWLEDGE else _resolution(escalation, decision, votes)

@@ -37,9 +37,23 @@ def action(name, *, risk="auto", output_schema=None, description=""):
     return register
 
 
+_loaded = False
+
+
 def load_action_modules():
+    """Import DAC_ACTION_MODULES, whose `@action`s register themselves. Done on the first lookup
+    (and by a worker as it starts: orchestration.tasks), not at Django start-up: they import the
+    engine and HTTP clients that most processes never need."""
+    global _loaded
     for module in settings.DAC_ACTION_MODULES:
         importlib.import_module(module)
+    _loaded = True
+
+
+def _actions():
+    if not _loaded:
+        load_action_modules()
+    return _ACTIONS
 
 
 def _python_target(name):
@@ -57,7 +71,7 @@ def python_action_allowed(name):
 def is_known(name):
     if name.startswith(PYTHON_PREFIX):
         return python_action_allowed(name)
-    return name in _ACTIONS
+    return name in _actions()
 
 
 def get(name):
@@ -71,7 +85,7 @@ def get(name):
             raise ActionNotFound(f"'{name}' is not a callable")
         return ActionSpec(name, _plain_callable(target))
     try:
-        return _ACTIONS[name]
+        return _actions()[name]
     except KeyError:
         raise ActionNotFound(f"unknown action '{name}'") from None
 
@@ -87,7 +101,7 @@ def _plain_callable(target):
 
 
 def names():
-    return sorted(_ACTIONS)
+    return sorted(_actions())
 
 
 @dataclass

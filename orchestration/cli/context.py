@@ -1,9 +1,9 @@
 """`dac context get|set|delete KEY [VALUE]` (VALUE is JSON; text that is not JSON is a string)."""
 from django.core.management.base import CommandError
 
-from orchestration.context import services
-
 from .common import actor, as_json, json_or_text
+
+GLOBAL_SCOPE = "global"  # orchestration.context.services.GLOBAL, which imports the engine
 
 
 def add_parsers(verbs):
@@ -11,7 +11,7 @@ def add_parsers(verbs):
     p.add_argument("action", choices=["get", "set", "delete"])
     p.add_argument("key", metavar="KEY")
     p.add_argument("value", nargs="?", metavar="VALUE")
-    p.add_argument("--scope", default=services.GLOBAL)
+    p.add_argument("--scope", default=GLOBAL_SCOPE)
     p.add_argument("--ttl", type=int, default=None, help="seconds until the key expires (set)")
     p.add_argument("--if-version", dest="if_version", type=int, default=None,
                    help="write only if the key is at this version (0: absent)")
@@ -20,6 +20,8 @@ def add_parsers(verbs):
 
 
 def do_context(cmd, action, key, value, scope, ttl, if_version, as_user, json, **_):
+    from orchestration.context import services
+
     if action == "get":
         entry = services.context_get(scope=scope, key=key)
         if entry is None:

@@ -1,13 +1,9 @@
 """`dac find`, `dac match` and `dac suggest-chain` (DESIGN §6.7, §8)."""
 from django.core.management.base import CommandError
 
-from registry.discovery.chains import suggest_chains
-from registry.discovery.matching import workflows_match
-from registry.discovery.search import workflows_find
-from registry.discovery.serializers import TASK_MAX_LENGTH
-from registry.serializers import WorkflowSerializer
-
 from .common import as_json
+
+# The discovery services and serializers (DRF) are imported by the verbs that use them.
 
 
 def add_parsers(verbs):
@@ -25,6 +21,9 @@ def add_parsers(verbs):
 
 
 def do_find(cmd, json, input=None, output=None, type=None, tag=None, trigger=None, **_):
+    from registry.discovery.search import workflows_find
+    from registry.serializers import WorkflowSerializer
+
     items = WorkflowSerializer(workflows_find(input=input, output=output, type=type, tag=tag, trigger=trigger),
                                many=True).data
     if json:
@@ -38,6 +37,9 @@ def do_find(cmd, json, input=None, output=None, type=None, tag=None, trigger=Non
 
 
 def do_match(cmd, text, json, **_):
+    from registry.discovery.matching import workflows_match
+    from registry.discovery.serializers import TASK_MAX_LENGTH
+
     task = " ".join(text).strip()
     if not task:
         raise CommandError("match: give the task as TEXT")
@@ -54,6 +56,8 @@ def do_match(cmd, text, json, **_):
 
 
 def do_suggest_chain(cmd, inputs, goal, json, **_):
+    from registry.discovery.chains import suggest_chains
+
     available = [name.strip() for name in inputs.split(",") if name.strip()]
     if not goal.strip():
         raise CommandError("suggest-chain: --goal must name a capability")

@@ -1,9 +1,9 @@
 """`dac emit` and `dac events`."""
 from django.core.management.base import CommandError
 
-from orchestration.events import selectors, services
-
 from .common import actor, as_json, json_object, priority_option
+
+# The event services and selectors (which import the engine) are imported by the verbs.
 
 
 def add_parsers(verbs):
@@ -23,6 +23,8 @@ def add_parsers(verbs):
 
 
 def do_emit(cmd, event_type, payload, priority, correlation_id, ttl, as_user, json, **_):
+    from orchestration.events import selectors, services
+
     raw = {"event_type": event_type, "payload": json_object(payload, "--payload")}
     if priority is not None:
         raw["priority"] = priority_option(priority)
@@ -37,6 +39,8 @@ def do_emit(cmd, event_type, payload, priority, correlation_id, ttl, as_user, js
 
 
 def do_events(cmd, event_type, correlation_id, limit, json, **_):
+    from orchestration.events import selectors
+
     if limit < 1:
         raise CommandError("--limit must be at least 1")
     events = selectors.events_as_dicts(selectors.event_list(type=event_type, correlation_id=correlation_id)[:limit])

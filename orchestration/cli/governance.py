@@ -2,7 +2,7 @@
 from django.core.management.base import CommandError
 
 from dacproject.ids import as_uuid
-from governance.escalations import selectors, services
+from governance.escalations import selectors
 from governance.escalations.models import Escalation
 from governance.escalations.states import EscalationLevel, EscalationStatus
 
@@ -47,6 +47,8 @@ def do_escalations(cmd, status_filter, level, type_filter, workflow, instance, l
 
 
 def do_approve(cmd, id, step, reject, option, acknowledge, comment, as_user, json, **_):
+    from governance.escalations import services  # imports the engine
+
     decision = "reject" if reject else "acknowledge" if acknowledge else option or "approve"
     who = actor(as_user)
     if step is not None:

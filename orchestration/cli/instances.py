@@ -4,13 +4,15 @@ import time
 
 from django.core.management.base import CommandError
 
-from orchestration import engine, selectors
+from orchestration import selectors
 
 from .common import actor, as_json, json_object, priority_option
+from .progress import Progress, seconds
 
 POLL_SECONDS = 0.2
-LIFECYCLE = {"pause": engine.instance_pause, "resume": engine.instance_resume,
-             "terminate": engine.instance_terminate, "retry": engine.instance_retry}
+STATUS_HEADER = f"{'ID':<36}  {'WORKFLOW':<30} {'STATUS':<10} {'PRIORITY':<8} {'CREATED (UTC)':<19}  PARENT"
+# The verb -> the engine service `instance_<verb>` (the engine is imported by the verb that uses it).
+LIFECYCLE = ("pause", "resume", "terminate", "retry")
 
 
 def add_parsers(verbs):
@@ -38,6 +40,8 @@ def add_parsers(verbs):
 
 
 def do_run(cmd, workflow, context, priority, wait, timeout, as_user, idempotency_key, **_):
+    from orchestration import engine
+
     context = json_object(context, "--context")
     instance = engine.instance_start(workflow=workflow, context=context, actor=actor(as_user),
                                      priority=priority_option(priority), idempotency_key=idempotency_key)
@@ -45,16 +49,27 @@ def do_run(cmd, workflow, context, priority, wait, timeout, as_user, idempotency
         cmd.out(as_json(selectors.instance_summary(instance, with_result=False)))
         return
     deadline = time.monotonic() + timeout if timeout else None
-    while not selectors.instance_is_finished(instance.id):
-        if deadline and time.monotonic() > deadline:
-            cmd.out(as_json(selectors.instance_summary(selectors.instance_get(instance.id))))
-            cmd.stderr.write(f"timed out after {timeout}s waiting for instance {instance.id}")
-            sys.exit(2)
-        time.sleep(POLL_SECONDS)
+    with Progress(cmd.stderr) as progress:  # a live line on a terminal's stderr only
+        while not selectors.instance_is_finished(instance.id):
+            if deadline and time.monotonic() > deadline:
+                progress.clear()
+                cmd.out(as_json(selectors.instance_summary(selectors.instance_get(instance.id))))
+                cmd.stderr.write(f"timed out after {timeout}s waiting for instance {instance.id}")
+                sys.exit(2)
+            if progress.enabled:
+                progress.update(run_progress_line(instance, selectors.instance_progress(instance.id),
+                                                  progress.elapsed()))
+            time.sleep(POLL_SECONDS)
     instance = selectors.instance_get(instance.id)
     cmd.out(as_json(selectors.instance_summary(instance)))
     if instance.status != "completed":
         sys.exit(1)
+
+
+def run_progress_line(instance, state, elapsed):
+    """`cli-flow 0c1f2a3b: running, steps 3/7, 12.3s` (state: selectors.instance_progress)."""
+    status, done, steps = state or ("?", 0, 0)
+    return f"{instance.definition.key} {str(instance.id)[:8]}: {status}, steps {done}/{steps}, {seconds(elapsed)}"
 
 
 def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
@@ -65,10 +80,10 @@ def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
         if json:
             cmd.out(as_json({"instances": [selectors.instance_as_dict(i, with_steps=False) for i in instances]}))
             return
+        cmd.out(STATUS_HEADER)
         for i in instances:
-            origin = f" parent={i.parent_id}" if i.parent_id else ""
-            cmd.out(f"{i.id}  {i.definition.key:<30} {i.status:<10} p{i.priority} "
-                    f"{i.created_at:%Y-%m-%d %H:%M:%S}{origin}")
+            cmd.out(f"{i.id}  {i.definition.key:<30} {i.status:<10} {i.priority:<8} "
+                    f"{i.created_at:%Y-%m-%d %H:%M:%S}  {i.parent_id or '-'}")
         return
     instance = selectors.instance_get(id)
     if instance is None:
@@ -93,5 +108,7 @@ def do_status(cmd, id, json, limit, workflow, status_filter, parent, **_):
 
 
 def do_lifecycle(cmd, verb, id, as_user, json, **_):
-    instance = LIFECYCLE[verb](instance_id=id, actor=actor(as_user))
+    from orchestration import engine
+
+    instance = getattr(engine, f"instance_{verb}")(instance_id=id, actor=actor(as_user))
     cmd.out(as_json(selectors.instance_summary(instance)) if json else f"{instance.id}: {instance.status}")

@@ -36,7 +36,7 @@ class EventViewSet(viewsets.GenericViewSet):
     filters = ("type", "correlation_id", "source_instance", "since")
 
     def get_queryset(self):
-        return selectors.event_list(**query_filters(self.request, self.filters))
+        return selectors.event_list(**query_filters(self.request, self.filters, ids=("source_instance",)))
 
     @extend_schema(parameters=[OpenApiParameter(name, str) for name in filters], responses=OpenApiTypes.OBJECT)
     def list(self, request):

@@ -5,7 +5,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from dacproject.ids import as_uuid
-from orchestration.engine import InvalidRequest
 
 from .models import Event, EventMatch, MatchKind
 
@@ -26,6 +25,8 @@ def event_list(*, type=None, correlation_id=None, source_instance=None, since=No
         except ValueError:  # well formed, but no such date (month 13, say)
             moment = None
         if moment is None:
+            from orchestration.engine import InvalidRequest  # here: importing the engine costs `dac events` start-up
+
             raise InvalidRequest(f"since must be an ISO-8601 time such as 2026-11-29T10:00:00Z, got {since!r}",
                                  details={"field": "since"})
         if timezone.is_naive(moment):

@@ -2,16 +2,19 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
-from registry.spec.resources import parse_env_rate_limits, parse_env_type_limits
 
-
-@register()
+@register("dac")  # the tag `manage.py dac` runs (with every check, as untagged ones, everywhere else)
 def resource_settings(app_configs, **kwargs):
     errors = []
-    parsers = ((parse_env_rate_limits, "DAC_RATE_LIMITS"), (parse_env_type_limits, "DAC_MAX_RUNNING_PER_TYPE"))
-    for parse, name in parsers:
+    for name in ("DAC_RATE_LIMITS", "DAC_MAX_RUNNING_PER_TYPE"):
+        text = getattr(settings, name)
+        if not (text or "").strip():
+            continue  # unset: nothing to parse, so the spec package is not imported (start-up time)
+        from registry.spec.resources import parse_env_rate_limits, parse_env_type_limits
+
+        parse = parse_env_rate_limits if name == "DAC_RATE_LIMITS" else parse_env_type_limits
         try:
-            parse(getattr(settings, name))
+            parse(text)
         except ValueError as exc:
             errors.append(Error(str(exc), id=f"dac.{name}"))
     for name in ("DAC_MAX_RUNNING", "DAC_TOKEN_QUOTA_PER_HOUR"):

@@ -1,5 +1,11 @@
 """Beat task of the resources package: queued instances against freed slots and token quotas."""
+import logging
+
 from celery import shared_task
+
+from orchestration.periodic import log_outcome
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
@@ -10,4 +16,4 @@ def resources_sweep():
 
     from .quotas import quotas_release
 
-    return {"queued_started": queue_sweep(), "quota_released": quotas_release()}
+    return log_outcome(logger, "resources sweep", {"queued_started": queue_sweep(), "quota_released": quotas_release()})

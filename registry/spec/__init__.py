@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from dacproject.nul import UNSTORABLE, unstorable_path
+from registry import progress
 
 from .agents import normalize_agent
 from .checker import Checker
@@ -157,6 +158,7 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents,
     sinks = [sink]
     docs = []
     for i, entry in enumerate(entries):
+        progress.report("reading", i, len(entries))
         doc = _blueprint_entry(entry, i, file, base_dir, sink)
         if doc is None:
             continue
@@ -177,7 +179,8 @@ def _compile_blueprint(raw, text, file, base_dir, known_workflows, known_agents,
     coordination = c.get("coordination", dict, default={})
     rate_limits = normalize_rate_limits(sink, coordination)  # before the workflows: their steps may use them
     buckets = bucket_limits(known_buckets, blueprint=name, own=rate_limits)
-    for doc, entry_sink in docs:
+    for i, (doc, entry_sink) in enumerate(docs):
+        progress.report("validating", i, len(docs))
         if not entry_sink.errors:
             _validate(doc.spec, entry_sink, known_workflows, known_agents, buckets)
             _check_webhook_paths(doc.spec, entry_sink, owners)

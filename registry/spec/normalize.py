@@ -49,7 +49,8 @@ def normalize_workflow(raw, sink):
     c.unknown_fields(WORKFLOW_FIELDS)
     key = c.get("id", str) or c.get("name", str)
     if key is None:
-        c.error("id", "is required (or 'name' in the seed-004 dialect)")
+        c.error("id", "a workflow definition needs an id, e.g. 'id: code-review' "
+                      "(in the seed-004 dialect, 'name' is accepted in its place)")
     elif not WORKFLOW_ID_RE.match(key):
         c.error("id", f"'{key}' must match {WORKFLOW_ID_RE.pattern}")
     elif key in RESERVED_IDS:

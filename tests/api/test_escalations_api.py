@@ -247,6 +247,32 @@ def test_a_rejection_with_a_comment_fails_the_step(clients, release):
     assert run.error == {"type": "Rejected", "message": "rejected by alice: not this week"}
 
 
+@pytest.mark.parametrize("resolution", ["reject", "rejected"])
+@pytest.mark.parametrize("comment", [None, "", "   \n\t"])
+def test_a_rejection_without_a_reason_is_a_400_naming_comment_and_changes_nothing(clients, release, resolution,
+                                                                                  comment):
+    gate = gate_of(release)
+    audits = AuditEntry.objects.count()
+    response = resolve(clients["alice"], gate, resolution, comment)
+    assert response.status_code == 400
+    error = envelope(response)
+    assert error["code"] == "invalid" and error["details"]["field"] == "comment"
+    assert "a rejection needs a reason" in error["message"]
+    unchanged(gate, release)
+    assert AuditEntry.objects.count() == audits
+    # approving needs no comment; an option other than reject neither
+    assert resolve(clients["alice"], gate, "approve").status_code == 200
+
+
+def test_a_rejection_through_the_instance_route_needs_a_reason_too(clients, release):
+    gate = gate_of(release)
+    response = post(clients["alice"], f"/api/v1/instances/{release.id}/reject/", {"step": "ship", "comment": " "})
+    assert response.status_code == 400 and envelope(response)["details"]["field"] == "comment"
+    unchanged(gate, release)
+    response = post(clients["alice"], f"/api/v1/instances/{release.id}/reject/", {"step": "ship", "comment": "no"})
+    assert response.status_code == 200 and response.json()["status"] == "failed"
+
+
 @pytest.mark.parametrize("who", ["carol", "erin"])
 def test_a_non_member_is_refused_with_403_nothing_changes_and_it_is_audited(clients, people, release, who):
     gate = gate_of(release)

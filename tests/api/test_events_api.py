@@ -74,7 +74,8 @@ def test_history_is_newest_first_with_matches_and_filters(api, db):
     assert [e["event_id"] for e in api.get("/api/v1/events/?type=tick").json()["results"]] == [first["event_id"]]
     assert api.get("/api/v1/events/?correlation_id=c-b").json()["count"] == 1
     assert api.get("/api/v1/events/?since=2999-01-01T00:00:00Z").json()["count"] == 0
-    assert api.get("/api/v1/events/?source_instance=not-a-uuid").json()["count"] == 0
+    malformed = api.get("/api/v1/events/?source_instance=not-a-uuid")
+    assert malformed.status_code == 400 and "source_instance" in malformed.json()["error"]["details"]
     bad = api.get("/api/v1/events/?since=yesterday")
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "since"
 

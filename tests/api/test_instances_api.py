@@ -31,8 +31,20 @@ def test_list_with_filters(api, parked):
     assert api.get("/api/v1/instances/").json()["count"] == 2
     assert [i["id"] for i in api.get("/api/v1/instances/?workflow=gated").json()["results"]] == [str(parked.id)]
     assert api.get("/api/v1/instances/?status=waiting").json()["count"] == 1
-    assert api.get("/api/v1/instances/?status=bogus").json()["count"] == 0
-    assert api.get("/api/v1/instances/?parent=not-a-uuid").json()["count"] == 0
+    assert api.get("/api/v1/instances/?status=").json()["count"] == 2  # an empty filter is no filter
+    assert api.get(f"/api/v1/instances/?parent={uuid.uuid4()}").json()["count"] == 0
+
+
+def test_a_bogus_status_or_malformed_parent_is_a_400_naming_the_field(api, parked):
+    bogus = api.get("/api/v1/instances/?status=bogus")
+    assert bogus.status_code == 400
+    error = bogus.json()["error"]
+    assert error["code"] == "invalid"
+    (problem,) = error["details"]["status"]
+    assert "bogus" in problem and all(value in problem for value in ("running", "waiting", "completed", "timed_out"))
+    malformed = api.get("/api/v1/instances/?parent=not-a-uuid&status=nope")
+    assert malformed.status_code == 400
+    assert set(malformed.json()["error"]["details"]) == {"parent", "status"}
 
 
 def test_detail_has_the_status_json_shape(api, parked):
@@ -90,9 +102,22 @@ def test_a_user_outside_the_approver_groups_is_refused_with_403_and_an_audit_row
     assert refusal.actor_name == "operator" and "approver groups" in refusal.details["reason"]
 
 
+@pytest.mark.parametrize("body", [{"step": "gate"}, {"step": "gate", "comment": ""}, {"step": "gate", "comment": " "}])
+def test_reject_without_a_reason_is_a_400_and_changes_nothing(api, approver, parked, body):
+    audits = AuditEntry.objects.count()
+    response = post(api, f"/api/v1/instances/{parked.id}/reject/", body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and error["details"] == {"field": "comment"}
+    assert "a rejection needs a reason" in error["message"]
+    assert StepRun.objects.get(instance=parked, step_id="gate").status == "waiting_approval"
+    assert AuditEntry.objects.count() == audits
+
+
 def test_reject_a_parked_step_fails_it(api, approver, parked):
-    response = post(api, f"/api/v1/instances/{parked.id}/reject/", {"step": "gate"})
+    response = post(api, f"/api/v1/instances/{parked.id}/reject/", {"step": "gate", "comment": "wrong input"})
     assert response.json()["status"] == "failed"
+    assert StepRun.objects.get(instance=parked, step_id="gate").decision_comment == "wrong input"
     assert api.get(f"/api/v1/instances/{parked.id}/").json()["status"] == "failed"
 
 

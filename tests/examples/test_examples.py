@@ -120,10 +120,13 @@ def test_example_validates_and_applies(path):
     report = registry.definitions_apply(compiled=compiled, actor="test")
 
     assert report.workflows and all(w["changed"] and w["version"] == 1 for w in report.workflows)
+    # everything in a first apply is new: "created", never "updated"
+    assert {entry["action"] for entry in report.workflows + report.agents} == {"created"}
     for w in report.workflows:
         assert WorkflowDefinition.objects.get(key=w["id"]).status == DefinitionStatus.ACTIVE
     again = registry.definitions_apply(compiled=registry.compile_path(path), actor="test")
     assert not any(w["changed"] for w in again.workflows + again.agents)
+    assert {entry["action"] for entry in again.workflows + again.agents} == {"unchanged"}
 
 
 @pytest.mark.django_db

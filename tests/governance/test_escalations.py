@@ -185,3 +185,32 @@ def test_acknowledging_marks_a_gate_looked_at_and_the_same_person_may_still_deci
     escalation_decide(escalation_id=gate.id, decision="approve", comment="checked", actor=people["alice"])
     assert finished(instance).status == "completed"
     assert [(d.user_name, d.decision) for d in gate.decisions.all()] == [("alice", "approve")]
+
+
+@pytest.mark.parametrize("comment", [None, "", "  \n "])
+def test_a_rejection_needs_a_reason_and_without_one_nothing_changes(people, comment):
+    """Every human path (API, CLI, console) decides through this service: the rule lives here."""
+    apply_spec({"id": "reasoned", "steps": [{"id": "ship", "action": "echo", "approval": {
+        "approvers": ["tech_lead"], "options": ["ship", "hold", "reject"]}}]})
+    instance = start("reasoned")  # `ship` has no dependency: it parks within start()
+    gate = gate_of(instance)
+    audits = AuditEntry.objects.count()
+    for decide in (lambda: escalation_decide(escalation_id=gate.id, decision="reject", comment=comment,
+                                             actor=people["alice"]),
+                   lambda: escalation_decide(escalation_id=gate.id, decision="rejected", comment=comment,
+                                             actor=people["alice"]),
+                   lambda: step_decide(instance_id=instance.id, step_id="ship", decision="reject", comment=comment,
+                                       actor=people["alice"])):
+        with pytest.raises(InvalidRequest, match="a rejection needs a reason") as refused:
+            decide()
+        assert refused.value.details == {"field": "comment"} and refused.value.http_status == 400
+    gate.refresh_from_db()
+    assert (gate.status, gate.resolution, gate.decisions.count()) == ("pending", "", 0)
+    assert step(instance, "ship").status == "waiting_approval"
+    assert AuditEntry.objects.count() == audits
+    # an option that lets the step run needs no reason; a reasoned rejection vetoes as before
+    escalation_decide(escalation_id=gate.id, decision="acknowledge", comment=comment, actor=people["bob"])
+    escalation_decide(escalation_id=gate.id, decision="reject", comment=" not today ", actor=people["alice"])
+    gate.refresh_from_db()
+    assert (gate.status, gate.resolution) == ("resolved", "rejected")
+    assert step(instance, "ship").error == {"type": "Rejected", "message": "rejected by alice: not today"}

@@ -69,7 +69,7 @@ def test_validate_json_names_file_step_and_field(live, tmp_path):
 
 def test_apply_twice_then_run_wait_prints_the_result(live, flow_file):
     out, _ = dac("apply", str(flow_file))
-    assert "registered v1" in out
+    assert "workflow cli-flow: created v1" in out
     out, _ = dac("apply", str(flow_file))
     assert "unchanged (v1)" in out
     result = dac_process(live, "run", "cli-flow", "--context", '{"x": 5}', "--wait", "--timeout", "2")

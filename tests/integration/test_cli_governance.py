@@ -246,6 +246,17 @@ def test_approving_a_resolved_escalation_is_exit_1(live, people, release):
     assert gate.decisions.count() == 1
 
 
+@pytest.mark.parametrize("comment", [(), ("--comment", ""), ("--comment", "   ")])
+def test_rejecting_without_a_reason_is_exit_1_and_changes_nothing(live, people, release, comment):
+    gate = gate_of(release)
+    audits = AuditEntry.objects.count()
+    refused(live, "approve", str(gate.id), "--reject", *comment, "--as", "alice", match="a rejection needs a reason")
+    refused(live, "approve", str(release.id), "--step", "ship", "--reject", *comment,
+            match="dac approve: --comment TEXT")
+    pending(gate, release)
+    assert AuditEntry.objects.count() == audits
+
+
 @pytest.mark.parametrize("flags", [("--reject", "--option", "x"), ("--reject", "--acknowledge"),
                                    ("--option", "x", "--acknowledge")])
 def test_reject_option_and_acknowledge_exclude_each_other(live, people, release, flags):

@@ -189,7 +189,7 @@ def test_a_failed_parent_restarts_no_supervised_child(live):
     instance = start("doomed-parent")
     step_reaches(instance, "watch", "waiting_child")
     step_reaches(instance, "gate", "waiting_approval")
-    step_decide(instance_id=instance.id, step_id="gate", decision="reject", actor="test")
+    step_decide(instance_id=instance.id, step_id="gate", decision="reject", actor="test", comment="stop")
     instance = finished(instance)
     assert instance.status == "failed"
     wait_until(lambda: not any((app.control.inspect(timeout=1).active() or {}).values()), message="idle workers")
@@ -204,7 +204,7 @@ def test_a_supervised_restart_that_cannot_start_fails_the_step(live):
     (child,) = wait_until(lambda: children_of(instance), message="the child")
     step_reaches(child, "gate", "waiting_approval")
     apply_spec({"id": "brittle-child", "type": "operations"})  # a new version without steps
-    step_decide(instance_id=child.id, step_id="gate", decision="reject", actor="test")
+    step_decide(instance_id=child.id, step_id="gate", decision="reject", actor="test", comment="stop")
     instance = finished(instance)
     assert instance.status == "failed"
     assert "could not be restarted" in step(instance, "watch").error["message"]

@@ -84,7 +84,7 @@ def audit_count():
 
 def test_first_apply_registers_version_1_with_one_audit_row(db):
     report = apply_yaml(REVIEW)
-    assert report.workflows == [{"id": "code-review", "version": 1, "changed": True}]
+    assert report.workflows == [{"id": "code-review", "version": 1, "changed": True, "action": "created"}]
     definition = selectors.definition_get("code-review")
     assert definition.latest_version.number == 1
     assert definition.status == DefinitionStatus.ACTIVE
@@ -101,7 +101,7 @@ def test_reapplying_an_identical_spec_is_a_no_op(db):
     before = row_counts()
     first_version = selectors.definition_get("code-review").latest_version_id
     report = apply_yaml(REVIEW)
-    assert report.workflows == [{"id": "code-review", "version": 1, "changed": False}]
+    assert report.workflows == [{"id": "code-review", "version": 1, "changed": False, "action": "unchanged"}]
     assert row_counts() == before
     assert selectors.definition_get("code-review").latest_version_id == first_version
 
@@ -122,7 +122,7 @@ def test_a_changed_spec_becomes_the_next_version(db):
     changed = REVIEW.replace("action: echo\n    with: {diff", "action: noop\n    timeout_seconds: 30\n    with: {diff")
     assert changed != REVIEW
     report = apply_yaml(changed)
-    assert report.workflows == [{"id": "code-review", "version": 2, "changed": True}]
+    assert report.workflows == [{"id": "code-review", "version": 2, "changed": True, "action": "updated"}]
     definition = selectors.definition_get("code-review")
     assert definition.latest_version.number == 2
     assert definition.latest_version_id != v1.id
@@ -134,7 +134,7 @@ def test_a_changed_spec_becomes_the_next_version(db):
     assert list(definition.versions.values_list("number", flat=True)) == [2, 1]
     assert audit_count() == audits + 1
     # and going back to the first content is a new version again, not a rewind
-    assert apply_yaml(REVIEW).workflows == [{"id": "code-review", "version": 3, "changed": True}]
+    assert apply_yaml(REVIEW).workflows == [{"id": "code-review", "version": 3, "changed": True, "action": "updated"}]
     assert selectors.definition_get("code-review").latest_version.number == 3
 
 
@@ -146,13 +146,15 @@ workflows:
   - {id: two, steps: [{id: a, spawn: {workflow: one}}]}
 """
     report = apply_yaml(blueprint)
-    assert [(w["id"], w["version"], w["changed"]) for w in report.workflows] == [("one", 1, True), ("two", 1, True)]
+    assert [(w["id"], w["version"], w["action"]) for w in report.workflows] == [("one", 1, "created"),
+                                                                                  ("two", 1, "created")]
     before = row_counts()
-    assert [w["changed"] for w in apply_yaml(blueprint).workflows] == [False, False]
+    assert [w["action"] for w in apply_yaml(blueprint).workflows] == ["unchanged", "unchanged"]
     assert row_counts() == before
     report = apply_yaml(blueprint.replace("{id: one, steps: [{id: a, action: noop}]}",
                                           "{id: one, steps: [{id: a, action: echo}]}"))
-    assert [(w["id"], w["version"], w["changed"]) for w in report.workflows] == [("one", 2, True), ("two", 1, False)]
+    assert [(w["id"], w["version"], w["action"]) for w in report.workflows] == [("one", 2, "updated"),
+                                                                                  ("two", 1, "unchanged")]
     assert WorkflowDefinition.objects.get(key="one").blueprint.name == "pair"
 
 
@@ -288,14 +290,19 @@ def test_a_capability_naming_an_unknown_action_is_an_error(db):
     assert "runs unknown action 'no.such'" in error.message
 
 
-def test_a_changed_agent_is_updated_and_an_unchanged_one_is_not(db):
-    apply_yaml(SEED004_AGENTS)
+def test_a_new_agent_is_created_a_changed_one_updated_and_an_unchanged_one_not(db):
+    report = apply_yaml(SEED004_AGENTS)
+    assert report.agents and {a["action"] for a in report.agents} == {"created"}
+    assert all(a["changed"] for a in report.agents)
     audits = audit_count()
     report = apply_yaml(SEED004_AGENTS)
     assert not any(a["changed"] for a in report.agents)
+    assert {a["action"] for a in report.agents} == {"unchanged"}
     assert audit_count() == audits
     report = apply_yaml(SEED004_AGENTS.replace("riskLevel: APPROVAL_REQUIRED", "riskLevel: AUTO"))
     assert [a["name"] for a in report.agents if a["changed"]] == ["patcher"]
+    assert {a["name"]: a["action"] for a in report.agents}["patcher"] == "updated"
+    assert {a["action"] for a in report.agents if a["name"] != "patcher"} == {"unchanged"}
     assert Agent.objects.get(name="patcher").risk == "AUTO"
     assert audit_count() == audits + 1
 
@@ -326,7 +333,7 @@ def test_json_input_registers_like_yaml(db):
     spec = yaml.safe_load(REVIEW)
     report = services.definitions_apply(
         compiled=services.compile_source(json.dumps(spec), file="review.json"), actor="test")
-    assert report.workflows == [{"id": "code-review", "version": 1, "changed": True}]
+    assert report.workflows == [{"id": "code-review", "version": 1, "changed": True, "action": "created"}]
     # the same content as YAML is the same spec: no new version
     assert apply_yaml(REVIEW).workflows[0]["changed"] is False
     assert WorkflowVersion.objects.get().source_file == "review.json"
@@ -367,7 +374,7 @@ def test_good_file_validates_cleanly_and_registers(db, settings, path):
     raw = yaml.safe_load(path.read_text())
     assert [s["id"] for s in doc.spec["steps"]] == [s["id"] for s in raw.get("steps") or raw["nodes"]]
     report = services.definitions_apply(compiled=compiled, actor="test")
-    assert report.workflows == [{"id": doc.spec["id"], "version": 1, "changed": True}]
+    assert report.workflows == [{"id": doc.spec["id"], "version": 1, "changed": True, "action": "created"}]
     assert WorkflowVersion.objects.get(definition__key=doc.spec["id"]).source == path.read_text()
 
 
@@ -479,6 +486,42 @@ def test_dac_apply_json_report(db, tmp_path):
     out = io.StringIO()
     call_command("dac", "apply", str(path), "--json", stdout=out, stderr=io.StringIO())
     assert json.loads(out.getvalue()) == {
-        "kind": "workflow", "workflows": [{"id": "code-review", "version": 1, "changed": True}],
+        "kind": "workflow", "workflows": [{"id": "code-review", "version": 1, "changed": True,
+                                                 "action": "created"}],
         "agents": [], "warnings": []}
     assert WorkflowVersion.objects.get().source_file == str(path)
+
+
+def test_dac_apply_says_created_for_new_agents_and_workflows_updated_for_changed_ones(db, tmp_path):
+    def dac_apply(text):
+        path = tmp_path / "bp.yaml"
+        path.write_text(text)
+        out = io.StringIO()
+        call_command("dac", "apply", str(path), stdout=out, stderr=io.StringIO())
+        return out.getvalue().splitlines()
+
+    blueprint = SEED004_AGENTS.replace("workflows: []", "workflows:\n  - {id: solo, steps: [{id: a, action: noop}]}")
+    first = dac_apply(blueprint)
+    assert "agent patcher: created" in first and "agent notifier: created" in first
+    assert "workflow solo: created v1" in first
+    assert not [line for line in first if "updated" in line]
+    again = dac_apply(blueprint)
+    assert "agent patcher: unchanged" in again and "workflow solo: unchanged (v1)" in again
+    changed = dac_apply(blueprint.replace("riskLevel: APPROVAL_REQUIRED", "riskLevel: AUTO")
+                        .replace("action: noop}", "action: echo}"))
+    assert "agent patcher: updated" in changed and "agent notifier: unchanged" in changed
+    assert "workflow solo: updated v2" in changed
+
+
+def test_dac_validate_says_plainly_that_a_definition_needs_an_id(db, tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
+    code, result = run_validate(path)
+    assert code == 1
+    assert [(e["field"], e["message"]) for e in result["errors"]] == [
+        ("id", "a workflow definition needs an id, e.g. 'id: code-review' "
+               "(in the seed-004 dialect, 'name' is accepted in its place)")]
+    err = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("dac", "validate", str(path), stdout=io.StringIO(), stderr=err)
+    assert f"error: {path}: field 'id': a workflow definition needs an id" in err.getvalue()

@@ -38,6 +38,10 @@ def rejected(text, *, file="bad.yaml"):
 
 
 CASES = {
+    "no_id": Bad("""
+steps: [{id: a, action: noop}]
+""", None, "id", "a workflow definition needs an id, e.g. 'id: code-review' (in the seed-004 dialect, 'name' is"),
+    "empty_json_object": Bad("{}", None, "id", "a workflow definition needs an id", file="empty.json"),
     "id_that_is_an_api_route": Bad("""
 id: match
 steps: [{id: a, action: noop}]
