@@ -95,20 +95,46 @@ class Worker:
     def pid(self):
         return self.proc.pid
 
+    def processes(self):
+        """The worker's main process and its pool processes (Linux /proc)."""
+        pids, found = [self.proc.pid], []
+        while pids:
+            pid = pids.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").iterdir():  # children of every thread
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        return found
+
     def cpu_seconds(self):
         """user + system CPU of the worker and its pool processes so far (Linux /proc; None elsewhere)."""
         tick = os.sysconf("SC_CLK_TCK")
         try:
-            pids, total = [self.proc.pid], 0
-            while pids:
-                pid = pids.pop()
+            total = 0
+            for pid in self.processes():
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 total += int(fields[11]) + int(fields[12])  # utime, stime
-                for task in Path(f"/proc/{pid}/task").iterdir():  # children of every thread
-                    pids += [int(c) for c in (task / "children").read_text().split()]
             return total / tick
         except (OSError, ValueError, IndexError):
             return None
+
+    def rss_mb(self):
+        """Resident memory of the worker and its pool processes (VmRSS summed: pages the pool shares
+        with the main process after fork count in each), in MiB; None off Linux."""
+        try:
+            total_kb = 0
+            for pid in self.processes():
+                status = Path(f"/proc/{pid}/status").read_text()
+                total_kb += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            return total_kb / 1024
+        except (OSError, ValueError, StopIteration):
+            return None
+
+    def kill(self):
+        """kill -9 of the whole worker (its session: the main process and its pool processes), as a
+        crash of the machine or container would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -119,6 +145,41 @@ class Worker:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+
+class Beat:
+    """`celery beat` with the project's schedule (the reconciler, the sweeps), in its own session."""
+
+    def __init__(self, env):
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        OUT.mkdir(parents=True, exist_ok=True)
+        log = open(OUT / "beat.log", "w")
+        # The DatabaseScheduler keeps its state in the bench database; -s only keeps beat's file out of the tree.
+        self.proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "dacproject", "beat", "-l", "warning",
+                                      "-s", str(OUT / "beat-schedule")], cwd=ROOT, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def tasks_run(hostname, task_name):
+    """How many `task_name` tasks a worker has run since it started (its `inspect stats`)."""
+    from dacproject.celery import app
+
+    stats = app.control.inspect(destination=[hostname], timeout=1).stats() or {}
+    return (stats.get(hostname) or {}).get("total", {}).get(task_name, 0)
 
 
 # --- Small helpers --------------------------------------------------------------------------------

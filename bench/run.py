@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import coordination, discovery, governance, resources  # noqa: E402 - the path above makes `bench` importable as a script
+from bench import coordination, discovery, governance, parked, recovery, resources  # noqa: E402 - the path above makes `bench` importable as a script
 from bench.common import (  # noqa: E402
     OUT,
     ROOT,
@@ -61,31 +61,10 @@ from bench.profiling import (  # noqa: E402
     profile_inprocess,
     profile_worker,
 )
+from bench.table import TARGETS, met, print_table  # noqa: E402
 
 REPS = 3
-# key in latest.json -> (comparison, bound): the DESIGN §10 targets.
-TARGETS = {
-    "latency_ratio": ("<=", 1.5),
-    "throughput_ratio": (">=", 0.6),
-    "approve_resume_p95_ms": ("<=", 100.0),
-    "events_per_s": (">=", 1667.0),
-    "event_starts_per_s": (">=", 200.0),
-    "spawn_roundtrip_p95_ms": ("<=", 50.0),
-    "context_read_p99_ms": ("<=", 1.0),
-    "notify_p95_ms": ("<=", 2000.0),
-    "max_concurrent_violations": ("<=", 0),
-    "search_p95_ms": ("<=", 20.0),
-}
 
-
-def met(result, key):
-    op, bound = TARGETS[key]
-    return result[key] <= bound if op == "<=" else result[key] >= bound
-
-
-def target_text(key):
-    op, bound = TARGETS[key]
-    return f"{'ratio ' if 'ratio' in key else ''}{op} {bound:g}"
 
 # --- The benchmark run --------------------------------------------------------------------------
 
@@ -145,6 +124,11 @@ def run_benchmarks(env, redis_client, *, reps, diamonds, group_tasks, n_approval
         coordination.update(measure_governance(sizes))
         coordination.update(measure_resources(sizes))
         coordination.update(measure_discovery(sizes))
+        loss, loss_details = recovery.measure(env, worker, sizes["loss_reps"])
+        coordination.update(loss)
+        # Last: it leaves 10,000 finished instances behind.
+        parking, parking_details = parked.measure(worker, sizes["parked"])
+        coordination.update(parking)
     finally:
         worker.stop()
 
@@ -179,6 +163,8 @@ def run_benchmarks(env, redis_client, *, reps, diamonds, group_tasks, n_approval
         "diamond_instances": diamonds,
         "raw_group_tasks": group_tasks,
         "coordination_sizes": sizes,
+        "worker_loss_kills": loss_details,
+        "parked": parking_details,
     }
     return result, details
 
@@ -231,75 +217,6 @@ def measure_discovery(sizes):
     return {f"search_{k}" if not k.startswith("search_") else k: v for k, v in found.items()}
 
 
-def print_table(result, details):
-    approvals = f"{details['approvals']} approvals"
-    sizes = details["coordination_sizes"]
-    rows = [
-        ("per-step latency, linear 50 x noop (ms)", result["step_latency_ms"], result["raw_chain_step_latency_ms"],
-         result["latency_ratio"], target_text("latency_ratio"), met(result, "latency_ratio")),
-        (f"throughput, {details['diamond_instances']} x 5-step diamond (steps/s)", result["steps_per_s"],
-         result["raw_group_tasks_per_s"], result["throughput_ratio"], target_text("throughput_ratio"),
-         met(result, "throughput_ratio")),
-        (f"approve -> step running, p50 (ms), {approvals}", result["approve_resume_p50_ms"], None, None, "-", None),
-        (f"approve -> step running, p95 (ms), {approvals}", result["approve_resume_p95_ms"], None, None,
-         target_text("approve_resume_p95_ms"), met(result, "approve_resume_p95_ms")),
-        (f"events published/s, bulk API ({sizes['event_batches']} x 1,000) vs raw INSERT", result["events_per_s"],
-         result["raw_insert_events_per_s"], result["events_ratio"], target_text("events_per_s"),
-         met(result, "events_per_s")),
-        (f"instance starts/s from {sizes['triggered']} events vs raw group", result["event_starts_per_s"],
-         result["raw_group_tasks_per_s"], result["event_starts_ratio"], target_text("event_starts_per_s"),
-         met(result, "event_starts_per_s")),
-        (f"spawn(wait) round trip p95 (ms), {sizes['roundtrips']} vs raw chain of 2", result["spawn_roundtrip_p95_ms"],
-         result["raw_chain2_p95_ms"], result["spawn_roundtrip_ratio"], target_text("spawn_roundtrip_p95_ms"),
-         met(result, "spawn_roundtrip_p95_ms")),
-        (f"shared context read p99 (ms), {sizes['reads']} vs raw Redis GET", result["context_read_p99_ms"],
-         result["raw_redis_get_p99_ms"], result["context_read_ratio"], target_text("context_read_p99_ms"),
-         met(result, "context_read_p99_ms")),
-        (f"escalation -> webhook received p95 (ms), {sizes['notifications']} escalations", result["notify_p95_ms"],
-         None, None, target_text("notify_p95_ms"), met(result, "notify_p95_ms")),
-        (f"instance starts/s, {governance.START_THREADS} threads at once (audited)", result["parallel_starts_per_s"],
-         None, None, "-", None),
-        (f"{sizes['capped_starts']} starts vs max_concurrent {resources.CAP}: violations",
-         result["max_concurrent_violations"], None, None, target_text("max_concurrent_violations"),
-         met(result, "max_concurrent_violations") and result["max_concurrent_lost"] == 0),
-        (f"{sizes['capped_starts']} starts vs max_concurrent {resources.CAP}: all done (s)",
-         result["max_concurrent_all_done_s"], None, None, "-", None),
-        (f"capability search / free-text match p95 (ms), {sizes['search_definitions']:,} definitions",
-         result["search_p95_ms"], None, None, target_text("search_p95_ms"), met(result, "search_p95_ms")),
-    ]
-    header = ("figure", "DAC", "raw Celery baseline", "ratio", "target", "result")
-    cells = [header] + [
-        (name, f"{dac:.2f}", "-" if raw is None else f"{raw:.2f}", "-" if ratio is None else f"{ratio:.2f}", target,
-         "-" if ok is None else ("PASS" if ok else "FAIL"))
-        for name, dac, raw, ratio, target, ok in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    line = "-+-".join("-" * w for w in widths)
-    print()
-    for index, row in enumerate(cells):
-        pairs = enumerate(zip(row, widths, strict=True))
-        padded = [cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in pairs]
-        print(" | ".join(padded))
-        if index == 0:
-            print(line)
-    gaps = details["linear_step_breakdown_ms"]
-    print(f"\nlinear step, median from DB timestamps: finish -> next ready {gaps['finish_to_next_ready']:.2f} ms, "
-          f"ready -> started {gaps['ready_to_started']:.2f} ms, "
-          f"started -> finished {gaps['started_to_finished']:.2f} ms")
-    print(f"approve -> running measured from the call instead: p50 {details['approve_from_call_p50_ms']:.2f} ms, "
-          f"p95 {details['approve_from_call_p95_ms']:.2f} ms "
-          f"(step_decide itself p50 {details['step_decide_p50_ms']:.2f} ms)")
-    cpu = details.get("worker_cpu_ms_per_step") or {}
-    if len(cpu) == 4:
-        print(f"worker CPU per step: linear {cpu['latency_engine']:.2f} ms vs raw chain {cpu['latency_raw']:.2f} ms; "
-              f"diamond {cpu['throughput_engine']:.2f} ms vs raw group {cpu['throughput_raw']:.2f} ms")
-    failed = [name for name, _, _, _, _, ok in rows if ok is False]
-    if failed:
-        print("\nTARGETS MISSED: " + "; ".join(failed))
-    else:
-        print("\nall targets met")
-
-
 # --- Main ---------------------------------------------------------------------------------------
 
 def _git_head():
@@ -318,7 +235,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=REPS, help="repetitions of (a) and (b); medians are reported")
     parser.add_argument("--approvals", type=int, default=APPROVALS)
-    parser.add_argument("--quick", action="store_true", help="1 repetition, 50 diamonds, 250 raw tasks, 40 approvals")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repetition, 50 diamonds, 250 raw tasks, 40 approvals, 2 kills, 1,000 parked")
     parser.add_argument("--profile", action="store_true", help="also profile the per-step hot path")
     parser.add_argument("--profile-only", action="store_true", help="only the profile")
     parser.add_argument("--worker-conf", action="append", default=[], metavar="KEY=VALUE",
@@ -331,15 +249,20 @@ def main():
              "roundtrips": coordination.ROUNDTRIPS, "reads": coordination.CONTEXT_READS,
              "notifications": governance.NOTIFICATIONS, "starts_per_thread": governance.STARTS_PER_THREAD,
              "capped_starts": resources.CAPPED_STARTS, "search_definitions": discovery.DEFINITIONS,
-             "search_queries": discovery.QUERIES}
+             "search_queries": discovery.QUERIES, "loss_reps": recovery.REPS, "parked": parked.PARKED}
     if args.quick:
         args.reps, args.approvals, diamonds, group_tasks = 1, 40, 50, 250
         sizes = {"event_batches": 2, "triggered": 200, "roundtrips": 40, "reads": 1000, "notifications": 40,
-                 "starts_per_thread": 25, "capped_starts": 200, "search_definitions": 10_000, "search_queries": 100}
+                 "starts_per_thread": 25, "capped_starts": 200, "search_definitions": 10_000, "search_queries": 100,
+                 "loss_reps": 2, "parked": 1000}
+    TARGETS["parked_10k_completed"] = (">=", sizes["parked"])
 
     db_url, redis_url = bench_urls()
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = db_url, redis_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dacproject.settings")
+    # The bench's own `python:` actions (bench/actions.py), in its processes only.
+    os.environ["DAC_PYTHON_ACTION_ALLOWLIST"] = ",".join(
+        filter(None, [os.environ.get("DAC_PYTHON_ACTION_ALLOWLIST"), "bench.actions"]))
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING"}
     print(f"bench: database {urlsplit(db_url).path.lstrip('/')} @ {urlsplit(db_url).hostname}, "
           f"redis db {urlsplit(redis_url).path.lstrip('/')} @ {urlsplit(redis_url).hostname}")
@@ -358,7 +281,7 @@ def main():
     register(DIAMOND)
     register(APPROVAL)
     for spec in (coordination.ON_EVENT, coordination.CHILD, coordination.PARENT, governance.ONE_STEP,
-                 resources.CAPPED):
+                 resources.CAPPED, recovery.LOSS, parked.PARKED_SPEC):
         register(spec)
     loaded = discovery.register_definitions(sizes["search_definitions"])
     print(f"bench: {sizes['search_definitions']:,} discovery definitions registered"

@@ -130,7 +130,7 @@ CELERY_TASK_SEND_SENT_EVENT = env.bool("CELERY_TASK_SEND_SENT_EVENT", default=Fa
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 # Tasks of the capability packages (autodiscovery finds only each app's `tasks` module).
 CELERY_IMPORTS = ["orchestration.events.tasks", "orchestration.spawning.tasks", "orchestration.resources.tasks",
-                  "governance.notifications.tasks", "governance.escalations.tasks"]
+                  "orchestration.workers.tasks", "governance.notifications.tasks", "governance.escalations.tasks"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "dac-sweep-timeouts": {
@@ -150,6 +150,11 @@ CELERY_BEAT_SCHEDULE = {
     "dac-resources-sweep": {
         "task": "orchestration.resources.tasks.resources_sweep",
         "schedule": env.float("DAC_RESOURCES_SWEEP_INTERVAL_SECONDS", default=1.0),
+    },
+    # Steps and foreach items held by a worker that stopped beating go back to ready (orchestration.workers).
+    "dac-workers-sweep": {
+        "task": "orchestration.workers.tasks.workers_sweep",
+        "schedule": env.float("DAC_WORKER_SWEEP_INTERVAL_SECONDS", default=2.0),
     },
     # Chains the audit rows committed since (governance.audit): the window in which a new audit
     # row is not yet covered by the hash chain.
@@ -217,11 +222,17 @@ DAC_LLM_PRICES = {
     "claude-3-5-sonnet": {"input": Decimal("0.003"), "output": Decimal("0.015")},
 }
 # Workers beat a running step's heart every DAC_HEARTBEAT_INTERVAL_SECONDS; one silent for
-# DAC_HEARTBEAT_STALE_SECONDS is considered lost and dispatched again by the reconciler.
+# DAC_HEARTBEAT_STALE_SECONDS is considered lost and dispatched again by the reconciler: the
+# fallback for a process hung in a live worker (a dead worker is noticed sooner, DAC_WORKER_*).
 DAC_HEARTBEAT_INTERVAL_SECONDS = env.float("DAC_HEARTBEAT_INTERVAL_SECONDS", default=5.0)
 DAC_HEARTBEAT_STALE_SECONDS = env.float("DAC_HEARTBEAT_STALE_SECONDS", default=30.0)
 # Lost tries of a step the reconciler re-sends without charging its retry budget.
 DAC_FREE_RECOVERIES = env.int("DAC_FREE_RECOVERIES", default=2)
+# Each worker's main process beats its liveness row every DAC_WORKER_BEAT_SECONDS; a worker whose
+# beat is DAC_WORKER_LOST_SECONDS old is lost, and the sweep (every DAC_WORKER_SWEEP_INTERVAL_SECONDS)
+# sends its steps again: worst case LOST + SWEEP = 8 s after a kill -9. Keep LOST >= 3 x BEAT.
+DAC_WORKER_BEAT_SECONDS = env.float("DAC_WORKER_BEAT_SECONDS", default=2.0)
+DAC_WORKER_LOST_SECONDS = env.float("DAC_WORKER_LOST_SECONDS", default=6.0)
 # A step `ready` this long without being claimed is assumed lost (e.g. Redis flushed) and sent
 # again. Worst-case recovery = this + DAC_RECONCILE_INTERVAL_SECONDS (default 10 + 5 = 15 s).
 DAC_RECONCILE_READY_AFTER_SECONDS = env.float("DAC_RECONCILE_READY_AFTER_SECONDS", default=10.0)

@@ -33,3 +33,7 @@ class OrchestrationConfig(AppConfig):
         # broken or over-age ones are dropped around each task, as Django does around requests.
         task_prerun.connect(_close_old_connections, weak=False, dispatch_uid="dac-close-old-connections-pre")
         task_postrun.connect(_close_old_connections, weak=False, dispatch_uid="dac-close-old-connections-post")
+        # A worker's main process beats its liveness row, so a killed worker's steps are recovered in seconds.
+        from .workers.liveness import connect_signals
+
+        connect_signals()

@@ -216,3 +216,4 @@ from .events.models import (  # noqa: E402,F401
     Trigger,
 )
 from .resources.models import ConcurrencyPool, UsageLedger  # noqa: E402,F401
+from .workers.models import WorkerBeat  # noqa: E402,F401

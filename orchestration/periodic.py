@@ -33,6 +33,12 @@ PHRASES = {
     "quota_released": ("released", "quota-held instance", "quota-held instances"),
     # orchestration.engine.instances
     "instances_timed_out": ("timed out", "instance", "instances"),
+    # orchestration.workers
+    "steps_recovered": ("recovered", "step of a lost worker", "steps of lost workers"),
+    "foreach_rerun": ("re-sent", "foreach step of a lost worker", "foreach steps of lost workers"),
+    "steps_settled": ("cancelled", "step of a lost worker in a failing instance",
+                      "steps of lost workers in failing instances"),
+    "workers_forgotten": ("forgot", "dead worker", "dead workers"),
 }
 
 

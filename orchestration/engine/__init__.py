@@ -14,7 +14,7 @@ from .instances import (
     step_compensate_mark,
 )
 from .parked import park_item, park_step, parked_complete, parked_fail, parked_item_end, parked_items_join
-from .reconcile import reconcile
+from .reconcile import reconcile, steps_recover_lost
 from .steps import (
     Finish,
     Inline,
@@ -32,5 +32,5 @@ __all__ = (
     "instance_terminate", "instance_time_out", "instances_time_out_expired", "step_compensate_mark",
     "reconcile", "item_attempt_finish", "item_claim", "items_join", "lock_instance", "lock_step",
     "park_item", "park_step", "parked_complete", "parked_fail", "parked_item_end", "parked_items_join",
-    "step_attempt_finish", "step_claim", "step_reclaim",
+    "step_attempt_finish", "step_claim", "step_reclaim", "steps_recover_lost",
 )

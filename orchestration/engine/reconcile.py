@@ -3,12 +3,15 @@
 It runs periodically (beat) and may run concurrently with itself: every re-dispatch first
 wins a conditional update, and a duplicate message claims nothing. Worst-case recovery
 after Redis loses its queues is DAC_RECONCILE_INTERVAL_SECONDS + DAC_RECONCILE_READY_AFTER_SECONDS.
+A step's stale heartbeat (DAC_HEARTBEAT_STALE_SECONDS) is the fallback for a hung process in a
+live worker: a dead worker's steps are recovered sooner through `steps_recover_lost`, by
+orchestration.workers, with the same recoveries.
 """
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from metrics import tracing
@@ -43,40 +46,55 @@ def reconcile(*, limit=500):
     ready_cutoff = now - timezone.timedelta(seconds=settings.DAC_RECONCILE_READY_AFTER_SECONDS)
     stale_cutoff = now - timezone.timedelta(seconds=settings.DAC_HEARTBEAT_STALE_SECONDS)
     report = ReconcileReport()
-    report.recovered_stale = _recover_stale_running(stale_cutoff, limit)
+    report.recovered_stale = _recover_stale_running(Q(heartbeat_at__lt=stale_cutoff), limit)
     report.redispatched = _redispatch_ready(ready_cutoff, limit)
     report.joined = _rejoin_foreach(ready_cutoff, stale_cutoff, limit)
     report.compensations = _resume_compensation(stale_cutoff, limit)
-    report.settled = _settle_failing(stale_cutoff, limit)
+    report.settled = _settle_failing(Q(heartbeat_at__lt=stale_cutoff), limit)
     return report
+
+
+def steps_recover_lost(*, steps, items, limit=500):
+    """Recover now what workers known to be gone held (orchestration.workers tells which): `steps`
+    (a Q on StepRun) and `items` (a Q on StepItem) select their running plain steps and foreach
+    items. The recoveries of a stale heartbeat, so the same conditional updates make a concurrent
+    or repeated pass harmless and the same free recoveries are counted."""
+    return {"steps_recovered": _recover_stale_running(steps, limit), "foreach_rerun": _rerun_lost_items(items, limit),
+            "steps_settled": _settle_failing(steps, limit)}
 
 
 def _active_instance():
     return Q(instance__status__in=ACTIVE, instance__failing=False)
 
 
-def _recover_stale_running(stale_cutoff, limit):
-    """A plain step whose worker stopped beating goes back to ready. The first lost tries are
+def _recover_stale_running(lost, limit):
+    """A plain step whose worker is gone (`lost`, a Q on StepRun: a stale heartbeat, or a worker
+    known to be dead) goes back to ready. The first lost tries are
     free (a crash is not the step's fault); after DAC_FREE_RECOVERIES they count as failed
     attempts, so an action that always kills its worker (or outlives its hard time limit)
     ends by its retry policy instead of looping."""
-    stale = StepRun.objects.filter(_active_instance(), status=S.RUNNING, item_count__isnull=True,
-                                   heartbeat_at__lt=stale_cutoff).values_list("id", "attempts")[:limit]
+    stale = StepRun.objects.filter(lost, _active_instance(), status=S.RUNNING, item_count__isnull=True,
+                                   ).values_list("id", "attempts")[:limit]
     recovered = 0
     for step_run_id, attempts in stale:
         with transaction.atomic():
             run = StepRun.objects.select_for_update().filter(
-                id=step_run_id, status=S.RUNNING, attempts=attempts, heartbeat_at__lt=stale_cutoff).first()
+                lost, id=step_run_id, status=S.RUNNING, attempts=attempts).first()
             if run is None:
                 continue
-            if StepAttempt.objects.filter(step_run_id=step_run_id, item_index=None, number=attempts,
-                                          status=AttemptStatus.RUNNING).update(
-                    status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
-                    error_message="the worker stopped heart-beating"):
-                tracing.attempt_ended(step_run_id, None, attempts)
+            _attempt_lost(step_run_id, None, attempts)
             _recover(run)
         recovered += 1
     return recovered
+
+
+def _attempt_lost(step_run_id, item_index, number):
+    """The record of an attempt that was running when its worker went: failed, WorkerLost."""
+    if StepAttempt.objects.filter(step_run_id=step_run_id, item_index=item_index, number=number,
+                                  status=AttemptStatus.RUNNING).update(
+            status=AttemptStatus.FAILED, finished_at=timezone.now(), error_type="WorkerLost",
+            error_message="the worker stopped heart-beating"):
+        tracing.attempt_ended(step_run_id, item_index, number)
 
 
 def _recover(run):
@@ -126,18 +144,37 @@ def _rejoin_foreach(ready_cutoff, stale_cutoff, limit):
         unfinished = items.exclude(status__in=[S.COMPLETED, S.FAILED])
         if unfinished.exists() and (ready_at >= stale_cutoff or items.filter(heartbeat_at__gte=stale_cutoff).exists()):
             continue  # items are queued in lanes or running: not lost
-        with transaction.atomic():
-            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, ready_at=ready_at).update(
-                    ready_at=timezone.now()):
-                continue
-            items.filter(status=S.RUNNING, heartbeat_at__lt=stale_cutoff).update(
-                status=S.READY, attempt_base=F("attempts"), task_id="")
-            if unfinished.exists():
-                _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
-            else:
-                transaction.on_commit(lambda step_run_id=step_run_id: items_join(step_run_id=step_run_id))
-        count += 1
+        count += _rerun_items(step_run_id, ready_at, Q(heartbeat_at__lt=stale_cutoff))
     return count
+
+
+def _rerun_lost_items(lost, limit):
+    """A foreach step with a running item whose worker is gone (`lost`, a Q on StepItem) is re-run
+    as a lost chord is, now: items still running elsewhere are sent again but claim nothing."""
+    lost_item = StepItem.objects.filter(lost, step_run_id=OuterRef("id"), status=S.RUNNING)
+    runs = StepRun.objects.filter(Exists(lost_item), _active_instance(), status=S.RUNNING, item_count__isnull=False,
+                                  ).values_list("id", "ready_at")[:limit]
+    return sum(_rerun_items(step_run_id, ready_at, lost) for step_run_id, ready_at in runs)
+
+
+def _rerun_items(step_run_id, ready_at, lost):
+    """Send a foreach step's unfinished items again in a new chord, its running items that match
+    `lost` back to ready (a lost try is free), or join it when every item ended. False when a
+    concurrent pass moved its `ready_at` first."""
+    items = StepItem.objects.filter(step_run_id=step_run_id)
+    with transaction.atomic():
+        if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, ready_at=ready_at).update(
+                ready_at=timezone.now()):
+            return False
+        lost_items = items.filter(lost, status=S.RUNNING)
+        for index, attempts in lost_items.values_list("index", "attempts"):
+            _attempt_lost(step_run_id, index, attempts)
+        lost_items.update(status=S.READY, attempt_base=F("attempts"), task_id="")
+        if items.exclude(status__in=[S.COMPLETED, S.FAILED]).exists():
+            _dispatch_run(StepRun.objects.select_related("instance__version").get(id=step_run_id))
+        else:
+            transaction.on_commit(lambda: items_join(step_run_id=step_run_id))
+    return True
 
 
 def _resume_compensation(cutoff, limit):
@@ -157,20 +194,20 @@ def _resume_compensation(cutoff, limit):
     return count
 
 
-def _settle_failing(stale_cutoff, limit):
+def _settle_failing(lost, limit):
     """A failing instance waits for its running steps; one whose worker is gone (a refused
     redelivery, a hard time limit) is cancelled so the saga can go on."""
     from .advance import advance
     from .steps import lock_instance
 
-    stuck = StepRun.objects.filter(instance__failing=True, instance__compensation_started=False,
+    stuck = StepRun.objects.filter(lost, instance__failing=True, instance__compensation_started=False,
                                    instance__status__in=ACTIVE, status=S.RUNNING,
-                                   heartbeat_at__lt=stale_cutoff).values_list("id", "instance_id")[:limit]
+                                   ).values_list("id", "instance_id")[:limit]
     settled = 0
     for step_run_id, instance_id in stuck:
         with transaction.atomic():
             instance = lock_instance(instance_id)
-            if not StepRun.objects.filter(id=step_run_id, status=S.RUNNING, heartbeat_at__lt=stale_cutoff).update(
+            if not StepRun.objects.filter(lost, id=step_run_id, status=S.RUNNING).update(
                     status=S.CANCELLED, finished_at=timezone.now(),
                     error={"type": "WorkerLost", "message": "cancelled: its worker stopped while the instance failed"}):
                 continue

@@ -17,12 +17,14 @@ from orchestration.events.schedules import FIRE_TASK
 from orchestration.models import ConcurrencyPool, IdempotencyRecord, WorkflowInstance
 from orchestration.periodic import describe
 from orchestration.resources import tasks as resource_tasks
+from orchestration.workers import tasks as worker_tasks
 from tests.support.helpers import apply_spec
 
 PERIODIC = {
     "orchestration.tasks.reconcile": tasks.reconcile,
     "orchestration.tasks.sweep_timeouts": tasks.sweep_timeouts,
     "orchestration.resources.tasks.resources_sweep": resource_tasks.resources_sweep,
+    "orchestration.workers.tasks.workers_sweep": worker_tasks.workers_sweep,
     "governance.escalations.tasks.escalations_sweep": escalation_tasks.escalations_sweep,
     "governance.tasks.audit_seal": governance_tasks.audit_seal,
 }

@@ -31,3 +31,13 @@ def traceparent(ctx, fail_first=False):
     carrier = {}
     propagate.inject(carrier)
     return carrier
+
+
+def slow_first(ctx, seconds=30):
+    """Sleeps `seconds` on a step's (or item's) first attempt only: work a crash interrupts, whose
+    next attempt then ends at once."""
+    import time
+
+    if ctx.attempt == 1:
+        time.sleep(seconds)
+    return {"attempt": ctx.attempt}
