@@ -87,19 +87,20 @@ def failed(workflows, admin_client):
 
 # --- "failing" ----------------------------------------------------------------------------------
 
+def failing_field(content):
+    field = content[content.index("field-failing_state"):]
+    return field[:field.index("</div>")]
+
+
 def test_failing_says_no_for_a_healthy_instance_without_a_red_cross(admin_client, running):
     content = text_of(admin_client.get(page(running)))
-    field = content[content.index("field-failing_state"):]
-    field = field[:field.index("</div>")]
-    assert ">no<" in field
+    assert ">no<" in failing_field(content)
     assert "icon-no.svg" not in content and "icon-yes.svg" not in content
 
 
 def test_failing_says_which_step_failed_without_a_green_tick(admin_client, failed):
     content = text_of(admin_client.get(page(failed)))
-    field = content[content.index("field-failing_state"):]
-    field = field[:field.index("</div>")]
-    assert "yes: step &#x27;gate&#x27; failed" in field
+    assert "yes: step &#x27;gate&#x27; failed" in failing_field(content)
     assert "icon-yes.svg" not in content and "icon-no.svg" not in content
 
 
