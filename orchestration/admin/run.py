@@ -22,12 +22,14 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from jinja2 import nodes
 
+from dacproject.parsers import json_loads
 from orchestration import engine, templating
 from registry.models import DefinitionStatus, WorkflowDefinition
 from registry.serializers import RunRequestSerializer
 from registry.spec.checker import PRIORITIES
 
 NO_DEFAULT = object()
+START_PERMISSION = "orchestration.add_workflowinstance"
 GUARDS = {"defined", "undefined"}
 DEFAULT_FILTERS = {"default", "d"}
 _CONTEXT_PATH = re.compile(r"\bcontext\.([^\s:,]+)")
@@ -157,7 +159,7 @@ def _parse(item, raw):
     if kind == "boolean":
         return raw == "true"
     try:
-        value = json.loads(raw)
+        value = json_loads(raw)
     except ValueError:
         if kind == "any":
             return raw
@@ -199,7 +201,7 @@ class RunForm(forms.Form):
         more = (cleaned.get("context") or "").strip()
         if more:
             try:
-                context = json.loads(more)
+                context = json_loads(more)
             except ValueError as exc:
                 self.add_error("context", f"not valid JSON: {exc}")
             else:
@@ -237,11 +239,13 @@ class RunForm(forms.Form):
 
 def run_view(model_admin, request, workflow):
     """GET: the form; POST: start the instance (then its page) or the form again with the errors."""
+    # Starting runs actions (and spends budget): the permission to add instances, checked before the
+    # lookup so that a 404 does not tell who may not start which workflows exist.
+    if not request.user.has_perm(START_PERMISSION):
+        raise PermissionDenied
     definition = WorkflowDefinition.objects.select_related("latest_version").filter(key=workflow).first()
     if definition is None:
         raise Http404(f"workflow '{workflow}' is not registered")
-    if not request.user.has_perm("registry.view_workflowdefinition"):
-        raise PermissionDenied
     spec = definition.latest_version.spec if definition.latest_version_id else {}
     inputs = context_inputs(spec)
     form = RunForm(request.POST if request.method == "POST" else None, inputs=inputs,

@@ -151,3 +151,15 @@ def test_nul_characters_are_400s_not_database_errors(api):
     post_json(api, "/api/v1/workflows/", SPEC)
     response = post_json(api, "/api/v1/workflows/api-flow/run/", {"context": {"k": "a\u0000"}})
     assert response.status_code == 400 and "context.k" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity"])
+def test_a_number_jsonb_cannot_store_is_a_400_and_starts_nothing(api, number):
+    from orchestration.models import WorkflowInstance
+    from tests.support.helpers import apply_spec
+
+    apply_spec({"id": "finite-only", "steps": [{"id": "a", "action": "noop"}]})
+    response = api.post("/api/v1/workflows/finite-only/run/", data=f'{{"context": {{"x": {number}}}}}',
+                        content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"]
+    assert not WorkflowInstance.objects.exists()

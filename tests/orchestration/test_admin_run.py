@@ -171,12 +171,14 @@ def test_an_unknown_workflow_is_a_404(admin_client, db):
     assert admin_client.get(run_url("no-such-flow")).status_code == 404
 
 
-def test_only_staff_who_may_see_definitions_get_the_form(client, release):
+def test_only_staff_who_may_start_instances_get_the_form(client, release):
     user = User.objects.create_user("runner", password="pw", is_staff=True)
-    client.force_login(user)
-    assert client.get(run_url()).status_code == 403
-    assert client.post(run_url(), {"context.ticket": "T-1"}).status_code == 403
     user.user_permissions.add(Permission.objects.get(codename="view_workflowdefinition"))
+    client.force_login(user)
+    assert client.get(run_url()).status_code == 403  # seeing definitions is not starting them
+    assert client.post(run_url(), {"context.ticket": "T-1"}).status_code == 403
+    assert client.get(run_url("no-such-flow")).status_code == 403  # refused before the lookup: no 404 tells
+    user.user_permissions.add(Permission.objects.get(codename="add_workflowinstance"))
     client.force_login(User.objects.get(pk=user.pk))
     assert client.get(run_url()).status_code == 200
     # without the permission to see instances, the start lands back on the definition's page
@@ -195,4 +197,12 @@ def test_the_form_is_csrf_protected(admin_user, release):
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
     assert client.post(run_url(), {"context.ticket": "T-1"}).status_code == 403
+    assert not instances().exists()
+
+
+@pytest.mark.parametrize("typed", ["NaN", "1e999", "-Infinity"])
+def test_a_number_json_cannot_store_is_a_field_error_not_a_500(admin_client, release, typed):
+    response = admin_client.post(run_url(), {"context.ticket": "T-1", "context": f'{{"x": {typed}}}', "priority": ""})
+    assert response.status_code == 200
+    assert any("JSON" in e or "range" in e for e in field_errors(response)["context"])
     assert not instances().exists()
