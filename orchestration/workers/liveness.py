@@ -47,10 +47,10 @@ class Liveness:
 
         failing = False
         while not self._stopping.wait(RETRY_SECONDS if failing else settings.DAC_WORKER_BEAT_SECONDS):
-            close_old_connections()  # drops a connection the database closed, or one past its age
             try:
+                close_old_connections()  # drops a connection the database closed, or one past its age
                 worker_beat(hostname=self.hostname, pid=self.pid)
-            except DatabaseError:
+            except Exception:  # noqa: BLE001 - the thread must outlive any error, or the live worker looks dead
                 if not failing:
                     logger.warning("worker %s: cannot write its beat; retrying", self.hostname, exc_info=True)
                 failing = True

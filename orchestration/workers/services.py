@@ -35,8 +35,10 @@ step runs again, as the per-step path already does after an outage longer than i
 
 A restarted worker usually keeps its name (`celery@%h`): what still runs under that name when it
 registers, before it consumes anything, is its previous process's, and is recovered then. Two
-live workers must not share a name (Celery's control commands need that already).
+live workers must not share a name (Celery's control commands need that already): when a process
+beat under the name within L, the new one recovers nothing and logs an error.
 """
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -49,6 +51,8 @@ from orchestration.models import StepAttempt
 
 from .models import WorkerBeat
 
+logger = logging.getLogger(__name__)
+
 # A dead worker's row is kept this long for whoever looks, then deleted; its steps were recovered
 # long before (a step left over, e.g. of a paused instance, is then judged by its own heartbeat).
 FORGET_AFTER = timedelta(hours=1)
@@ -56,8 +60,19 @@ FORGET_AFTER = timedelta(hours=1)
 
 def worker_register(*, hostname, pid):
     """A worker starts: its row, fresh; whatever still runs under its name was its previous
-    process's (this one has taken nothing yet), recovered now. Returns what was recovered."""
+    process's (this one has taken nothing yet), recovered now. Returns what was recovered.
+
+    Unless another process beat under that name within DAC_WORKER_LOST_SECONDS: it may be alive
+    (two workers started with one name), and its steps must not run twice. Then nothing is
+    recovered here; a dead predecessor's steps wait for the per-step threshold instead."""
+    recent = Now() - timedelta(seconds=settings.DAC_WORKER_LOST_SECONDS)
+    other_alive = WorkerBeat.objects.filter(hostname=hostname, beat_at__gte=recent).exclude(pid=pid).exists()
     WorkerBeat.objects.update_or_create(hostname=hostname, defaults={"pid": pid, "started_at": Now(), "beat_at": Now()})
+    if other_alive:
+        logger.error("worker %s: another process beat under this name %s s ago or less; give every worker its "
+                     "own name (celery worker -n NAME): its steps are left to the per-step heartbeat threshold",
+                     hostname, settings.DAC_WORKER_LOST_SECONDS)
+        return dict.fromkeys(("steps_recovered", "foreach_rerun", "steps_settled"), 0)
     return engine.steps_recover_lost(steps=Q(worker=hostname), items=_items_held_by(Q(worker=hostname)))
 
 
@@ -78,11 +93,10 @@ def workers_lost_recover(*, limit=500):
     cutoff = _lost_cutoff()
     if cutoff is None:
         return dict.fromkeys(("steps_recovered", "foreach_rerun", "steps_settled", "workers_forgotten"), 0)
-    rows = dict(WorkerBeat.objects.values_list("hostname", "beat_at"))
-    dead = [hostname for hostname, beat_at in rows.items() if beat_at < cutoff]
+    known = list(WorkerBeat.objects.values_list("hostname", flat=True))
     unbeaten = cutoff - timedelta(seconds=settings.DAC_HEARTBEAT_INTERVAL_SECONDS)
-    done = engine.steps_recover_lost(steps=_lost_steps(dead, list(rows), unbeaten),
-                                     items=_lost_items(dead, list(rows), unbeaten), limit=limit)
+    done = engine.steps_recover_lost(steps=_lost_steps(cutoff, known, unbeaten),
+                                     items=_lost_items(cutoff, known, unbeaten), limit=limit)
     done["workers_forgotten"] = WorkerBeat.objects.filter(beat_at__lt=cutoff - FORGET_AFTER).delete()[0]
     return done
 
@@ -106,16 +120,22 @@ def _named_without_row(known):
     return ~Q(worker="") & ~Q(worker__in=known) if known else ~Q(worker="")
 
 
-def _lost_steps(dead, known, unbeaten):
+def _beat_before(cutoff):
+    """A Q on a `worker` field: its worker's row beat last before `cutoff`. A subquery, not a list
+    read once: the recoveries check it again in each transaction, so a worker that comes back
+    under its name meanwhile is alive again for them."""
+    return Q(Exists(WorkerBeat.objects.filter(hostname=OuterRef("worker"), beat_at__lt=cutoff)))
+
+
+def _lost_steps(cutoff, known, unbeaten):
     """Steps held by a dead worker, or by one without a row whose heartbeat is older than `unbeaten`."""
-    rowless = _named_without_row(known) & Q(heartbeat_at__lt=unbeaten)
-    return Q(worker__in=dead) | rowless if dead else rowless
+    return _beat_before(cutoff) | (_named_without_row(known) & Q(heartbeat_at__lt=unbeaten))
 
 
-def _lost_items(dead, known, unbeaten):
+def _lost_items(cutoff, known, unbeaten):
     """`_lost_steps` for foreach items."""
-    rowless = _items_held_by(_named_without_row(known)) & Q(heartbeat_at__lt=unbeaten)
-    return _items_held_by(Q(worker__in=dead)) | rowless if dead else rowless
+    return (_items_held_by(_beat_before(cutoff))
+            | (_items_held_by(_named_without_row(known)) & Q(heartbeat_at__lt=unbeaten)))
 
 
 def _items_held_by(attempt_filter):

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from orchestration.models import StepAttempt, StepItem, StepRun, WorkflowInstance
 from orchestration.workers.models import WorkerBeat
-from orchestration.workers.services import worker_register, workers_lost_recover
+from orchestration.workers.services import _lost_steps, worker_register, workers_lost_recover
 from tests.support.helpers import apply_spec, start
 
 pytestmark = pytest.mark.django_db
@@ -100,10 +100,29 @@ def test_a_lost_workers_step_in_a_failing_instance_is_cancelled():
     assert StepRun.objects.get(id=run.id).status == "cancelled"
 
 
-def test_a_worker_restarted_under_its_name_recovers_what_its_previous_process_left_running():
-    beat("same@h", 1)  # the previous process's row, not yet stale
+def test_a_worker_restarted_under_its_name_recovers_what_its_previous_process_left_running(settings):
+    beat("same@h", settings.DAC_WORKER_LOST_SECONDS + 1)  # the previous process's row, no longer beating
     run = running_step("same@h")
     assert worker_register(hostname="same@h", pid=4242)["steps_recovered"] == 1
     assert StepRun.objects.get(id=run.id).status == "ready"
     row = WorkerBeat.objects.get(hostname="same@h")
     assert row.pid == 4242 and row.beat_at > timezone.now() - timedelta(seconds=30)
+
+
+def test_a_second_worker_started_under_a_live_workers_name_recovers_nothing_and_says_so(caplog):
+    beat("same@h", 1)  # another process (pid 1) beat under this name a second ago: it may be alive
+    run = running_step("same@h")
+    assert worker_register(hostname="same@h", pid=4242)["steps_recovered"] == 0
+    assert StepRun.objects.get(id=run.id).status == "running"
+    assert any(r.levelname == "ERROR" and "own name" in r.getMessage() for r in caplog.records)
+
+
+def test_a_lost_worker_that_comes_back_is_alive_again_for_the_recoveries_already_under_way(settings):
+    """The sweep's predicate is a subquery: each recovery's transaction sees the row as it is then."""
+    beat("back@h", 60)
+    run = running_step("back@h")
+    cutoff = timezone.now() - timedelta(seconds=settings.DAC_WORKER_LOST_SECONDS)
+    lost = _lost_steps(cutoff, ["back@h"], cutoff)
+    assert StepRun.objects.filter(lost, id=run.id).exists()
+    WorkerBeat.objects.filter(hostname="back@h").update(beat_at=timezone.now())  # it registered again
+    assert not StepRun.objects.filter(lost, id=run.id).exists()
