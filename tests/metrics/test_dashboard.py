@@ -51,11 +51,17 @@ def test_the_home_page_is_the_dashboard_and_it_wants_a_staff_login(client, db):
 
 
 def test_a_user_who_is_not_staff_sees_no_figures(db):
+    wf = f.workflow("deploy")
+    inst = f.instance(wf)
     client = Client()
     client.force_login(User.objects.create_user("outsider"))
-    assert client.get("/dashboard/").status_code == 302
-    response = client.get("/dashboard/data/overview.json")
-    assert response.status_code == 403 and response.json()["error"]["code"] == "not_authenticated"
+    for page in ("/dashboard/", "/dashboard/workflows/", "/dashboard/workflows/deploy/",
+                 f"/dashboard/instances/{inst.id}/"):
+        assert client.get(page).status_code == 302, page
+    for data in ("/dashboard/data/overview.json", "/dashboard/workflows/deploy/data.json",
+                 f"/dashboard/instances/{inst.id}/data.json"):
+        response = client.get(data)
+        assert response.status_code == 403 and response.json()["error"]["code"] == "not_authenticated", data
 
 
 def test_the_overview_page_carries_its_data_and_links_to_everything(staff, deploy, settings):
