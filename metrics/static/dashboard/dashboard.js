@@ -177,7 +177,8 @@
     badge.dataset.status = state.status;
     document.getElementById("live-state").textContent = state.finished ? "finished" : "live";
     fillTable("instance-steps", state.steps, (r) => [r.step_id, r.status, r.attempts, FORMATS.time(r.started_at),
-                                                     FORMATS.time(r.finished_at), r.duration_s], "No step has run yet");
+                                                     FORMATS.time(r.finished_at), r.duration_s == null ? "" : r.duration_s.toFixed(1)],
+              "No step has run yet");
   }
 
   const RENDER = {overview: renderOverview, workflow: renderWorkflow, instance: renderInstance};
