@@ -34,7 +34,7 @@ RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attem
                     "item_count", "completed_seq", "decision")
 
 
-def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=False, preready=()):
+def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=False, preready=(), as_stored=None):
     """Resolve what can move, dispatch what became ready, finish the instance when done.
 
     With `inline_queue`, one newly ready plain step on that queue is held for the calling task
@@ -43,11 +43,14 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
     `runs` ({step_id: StepRun}) saves reading them when the caller has them as stored, and a
     `fresh` instance (just created, as stored) is written only if advancing changed it;
     `preready` runs were created `ready` (`plainly_ready`) and are dispatched with the rest.
+    `as_stored` (`engine_state` of the instance as its row now holds it) likewise saves writing
+    an instance whose columns advancing left as they are.
     Returns the step runs as it left them, or None for a finished instance.
     """
     if instance.status in (I.COMPLETED, I.FAILED, I.TERMINATED, I.TIMED_OUT):
         return None
-    as_stored = _engine_state(instance) if fresh else None
+    if fresh:
+        as_stored = engine_state(instance)
     if runs is None:
         runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
     governance = Governance.of(instance)
@@ -76,7 +79,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
         _leave_quota_hold(instance)
         busy = any(r.status in (S.READY, S.RUNNING) for r in runs.values())
         set_instance_status(instance, I.RUNNING if busy else I.WAITING)
-    if as_stored is None or _engine_state(instance) != as_stored:
+    if as_stored is None or engine_state(instance) != as_stored:
         save_state(instance)
     return runs
 
@@ -90,7 +93,7 @@ def save_state(instance):
     instance.save(update_fields=ENGINE_FIELDS)
 
 
-def _engine_state(instance):
+def engine_state(instance):
     return tuple(getattr(instance, name) for name in ENGINE_FIELDS if name != "updated_at")
 
 

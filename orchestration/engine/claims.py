@@ -138,47 +138,76 @@ def attempt_begin(*, step_run_id, item_index, number, now, worker="", task_id=""
                                     "inputs": None if inputs is None else json.dumps(inputs)})
 
 
+_INSTANCE_FIELDS = WorkflowInstance._meta.concrete_fields
+_INSTANCE_COLUMNS = ", ".join(f"i.{f.column}" for f in _INSTANCE_FIELDS)
+_INSTANCE_CONVERTERS = [(n, f.from_db_value) for n, f in enumerate(_INSTANCE_FIELDS) if hasattr(f, "from_db_value")]
+
 _COMPLETE_SQL = f"""
-WITH attempt AS (
+WITH i AS (
+    UPDATE {_INSTANCE}
+       SET completion_count = completion_count + 1, updated_at = now()
+     WHERE id = %(instance_id)s
+    RETURNING *
+), step AS (
+    UPDATE {_STEP} AS s
+       SET status = 'completed', output = %(output)s::jsonb, error = NULL, finished_at = now(),
+           completed_seq = i.completion_count
+      FROM i
+     WHERE s.id = %(id)s AND s.status = 'running' AND s.attempts = %(attempt)s
+    RETURNING s.id
+), attempt AS (
     UPDATE {_ATTEMPT}
        SET status = 'succeeded', finished_at = now(), inputs = %(inputs)s::jsonb, output = %(output)s::jsonb,
            tokens_in = %(tokens_in)s, tokens_out = %(tokens_out)s, cost_usd = %(cost_usd)s, model = %(model)s
-     WHERE step_run_id = %(id)s AND item_index IS NULL AND number = %(attempt)s
-), step AS (
-    UPDATE {_STEP}
-       SET status = 'completed', output = %(output)s::jsonb, error = NULL, finished_at = now(),
-           completed_seq = %(seq)s
-     WHERE id = %(id)s AND status = 'running' AND attempts = %(attempt)s
-     RETURNING id
+     WHERE step_run_id = (SELECT id FROM step) AND item_index IS NULL AND number = %(attempt)s
 ), event AS (
     INSERT INTO {_EVENT} (event_id, event_type, source_workflow, source_instance_id, payload, priority,
                           correlation_id, ttl_seconds, timestamp, reacted_at)
-    SELECT %(event_id)s, %(event_type)s, %(source_workflow)s, %(source_instance_id)s, %(payload)s::jsonb,
-           %(priority)s, %(correlation_id)s, NULL, %(timestamp)s, NULL
-      FROM step
+    SELECT %(event_id)s, %(event_type)s, %(source_workflow)s, i.id, %(payload)s::jsonb,
+           i.priority, i.correlation_id, NULL, %(timestamp)s, NULL
+      FROM step, i
 )
-SELECT count(*) FROM step
+SELECT {_INSTANCE_COLUMNS}, (SELECT count(*) FROM step) FROM i
 """
 
 
-def step_complete(*, claim, outcome, seq, event):
-    """Record a succeeded attempt, complete its step and store its `step.completed` event (an
-    `Event`, not saved), in one statement; False if this attempt no longer holds the step (a
-    duplicate delivery finished it first)."""
+def step_complete(*, claim, outcome, event):
+    """Lock the instance, record a succeeded attempt, complete its step (next in the instance's
+    completion order) and store its `step.completed` event (`event`, a Draft without its instance's
+    priority and correlation, which the statement takes from the row), in one statement.
+
+    Returns the instance as locked (its `completion_count` already counting this step), or None
+    if this attempt no longer holds the step (a duplicate delivery finished it first): the caller
+    must then roll back, as the instance's count moved.
+
+    Guard: the step is `running` at this attempt. The instance row is locked before the step's
+    (the statement's step update reads the instance's), in the order every transition takes them.
+    """
     usage = outcome.usage
     params = {
-        "id": claim.step_run_id, "attempt": claim.attempt, "seq": seq,
+        "instance_id": claim.instance_id, "id": claim.step_run_id, "attempt": claim.attempt,
         "inputs": json.dumps(outcome.inputs), "output": json.dumps(outcome.output),
         "tokens_in": usage.tokens_in, "tokens_out": usage.tokens_out, "cost_usd": usage.cost_usd,
         "model": usage.model, "event_id": event.event_id, "event_type": event.event_type,
-        "source_workflow": event.source_workflow, "source_instance_id": event.source_instance_id,
-        "payload": json.dumps(event.payload), "priority": event.priority, "correlation_id": event.correlation_id,
-        "timestamp": event.timestamp,
+        "source_workflow": event.source_workflow, "payload": json.dumps(event.payload), "timestamp": event.timestamp,
     }
     with connection.cursor() as cursor:
         cursor.execute(_COMPLETE_SQL, params)
-        completed = cursor.fetchone()[0] == 1
-    if completed:
-        tracing.attempt_ended(claim.step_run_id, None, claim.attempt)
-        react_on_commit([event])
-    return completed
+        row = cursor.fetchone()
+    if row is None:
+        raise WorkflowInstance.DoesNotExist(claim.instance_id)
+    if row[-1] != 1:
+        return None
+    instance = instance_from_row(row[:-1])
+    event.priority, event.correlation_id = instance.priority, instance.correlation_id
+    tracing.attempt_ended(claim.step_run_id, None, claim.attempt)
+    react_on_commit([event])
+    return instance
+
+
+def instance_from_row(values):
+    """A WorkflowInstance from a row of every column (in field order), as the ORM would load it."""
+    values = list(values)
+    for n, convert in _INSTANCE_CONVERTERS:
+        values[n] = convert(values[n], None, connection)
+    return WorkflowInstance.from_db(connection.alias, None, values)

@@ -56,10 +56,20 @@ def instance_event(instance, name):
 
 def step_event(instance, workflow, step_id, status):
     """`step.completed|failed`: {instance, workflow, step, status}."""
-    return Draft(f"step.{status}", {"instance": str(instance.id), "workflow": workflow, "step": step_id,
-                                    "status": str(status)},
+    return Draft(f"step.{status}", _step_payload(instance.id, workflow, step_id, status),
                  source_workflow=workflow, source_instance_id=instance.id, priority=instance.priority,
                  correlation_id=instance.correlation_id)
+
+
+def step_completed_event(instance_id, workflow, step_id, now):
+    """`step.completed` for the statement that completes the step (`claims.step_complete`),
+    which stores it with its instance's priority and correlation id, read from the row it locks."""
+    return Draft("step.completed", _step_payload(instance_id, workflow, step_id, "completed"),
+                 source_workflow=workflow, source_instance_id=instance_id).to_event(now)
+
+
+def _step_payload(instance_id, workflow, step_id, status):
+    return {"instance": str(instance_id), "workflow": workflow, "step": step_id, "status": str(status)}
 
 
 def child_end_event(child):

@@ -20,7 +20,7 @@ from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
 from . import lifecycle
-from .advance import advance
+from .advance import advance, engine_state
 from .backoff import next_retry
 from .claims import attempt_begin, step_claim, step_complete
 from .effects import Effects
@@ -109,20 +109,22 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
     With `continue_on_queue`, one plain step that this completion made ready on that queue is
     claimed for the calling task in the same transaction, saving it a trip through the broker.
     """
-    instance = lock_instance(claim.instance_id)
     holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
     now = timezone.now()
     retry_in = None
     if outcome.ok:
-        instance.completion_count += 1
         workflow = claim.plan.spec["id"]
-        completed = lifecycle.step_event(instance, workflow, claim.step_id, S.COMPLETED).to_event(now)
-        if not step_complete(claim=claim, outcome=outcome, seq=instance.completion_count, event=completed):
+        completed = lifecycle.step_completed_event(claim.instance_id, workflow, claim.step_id, now)
+        instance = step_complete(claim=claim, outcome=outcome, event=completed)
+        if instance is None:
+            transaction.set_rollback(True)  # the instance's completion count moved for nothing
             return Finish()  # a duplicate delivery already finished this attempt
+        stored = engine_state(instance)
         if outcome.emitted:
             publish(emitted_drafts(instance, workflow, outcome.emitted))
         _count_usage(instance, claim, outcome)
     else:
+        instance, stored = lock_instance(claim.instance_id), None
         retryable = instance.status in INSTANCE_RETRYABLE and not instance.failing
         retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
         if retry_in is not None:
@@ -139,7 +141,7 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         if retry_in is None:
             lifecycle.step_ended(instance, claim.plan.spec["id"], claim.step_id, S.FAILED)
     effects = Effects()
-    runs = advance(instance, claim.plan, effects, inline_queue=continue_on_queue)
+    runs = advance(instance, claim.plan, effects, inline_queue=continue_on_queue, as_stored=stored)
     inline = Inline(continue_on_queue, task_id, worker)
     next_claim = continue_inline(effects, inline, runs) if effects.inline is not None else None
     effects.send_on_commit()
