@@ -3,7 +3,11 @@
 Pending steps are resolved in topological order, so a skip propagates in one pass and a
 step starts as soon as its own dependencies are done (no layer barriers).
 """
-from django.db.models import F
+import json
+
+from django.db import connection
+from django.db.models import F, JSONField
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from orchestration import canvas, templating
@@ -32,6 +36,29 @@ from .scope import build_scope
 # What advancing reads of each step run (its timestamps are written, never read, here).
 RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
                     "item_count", "completed_seq", "decision")
+_RUNS_SQL = f"SELECT {', '.join(RUN_STATE_FIELDS)} FROM {StepRun._meta.db_table} WHERE instance_id = %s"
+_JSON_FIELDS = tuple(name for name in RUN_STATE_FIELDS if isinstance(StepRun._meta.get_field(name), JSONField))
+
+
+def runs_of(instance_id):
+    """{step_id: StepRun} of an instance, with only RUN_STATE_FIELDS loaded (the others deferred, as
+    `.only()` leaves them), read by one plain statement: this runs on every transition, and the
+    ORM's compiler and model constructor cost more than the read for a long workflow."""
+    with connection.cursor() as cursor:
+        cursor.execute(_RUNS_SQL, [instance_id])
+        rows = cursor.fetchall()
+    runs = {}
+    for row in rows:
+        run = StepRun.__new__(StepRun)
+        values = run.__dict__
+        values.update(zip(RUN_STATE_FIELDS, row, strict=True))
+        for name in _JSON_FIELDS:
+            if values[name] is not None:
+                values[name] = json.loads(values[name])
+        state = values["_state"] = ModelState()
+        state.adding, state.db = False, connection.alias
+        runs[run.step_id] = run
+    return runs
 
 
 def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=False, preready=(), as_stored=None):
@@ -52,7 +79,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
     if fresh:
         as_stored = engine_state(instance)
     if runs is None:
-        runs = {r.step_id: r for r in StepRun.objects.filter(instance=instance).only(*RUN_STATE_FIELDS)}
+        runs = runs_of(instance.id)
     governance = Governance.of(instance)
     ready = [*preready, *([] if instance.failing else _resolve_pending(instance, plan, runs, governance))]
     if preready and quota_hold(instance, plan):
