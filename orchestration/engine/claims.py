@@ -16,7 +16,6 @@ from orchestration.models import Event, StepAttempt, StepRun, WorkflowInstance
 
 from .execute import Claim
 from .plan import plan_for_version_id
-from .scope import run_outputs
 
 _STEP = StepRun._meta.db_table
 _INSTANCE = WorkflowInstance._meta.db_table
@@ -43,9 +42,14 @@ WITH claimed AS (
        DO UPDATE SET worker = EXCLUDED.worker, task_id = EXCLUDED.task_id, started_at = EXCLUDED.started_at,
                      status = 'running'
 )
-SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id, trigger, priority
+SELECT id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id, trigger, priority{{outputs}}
   FROM claimed
 """
+# What templates read of the instance's steps, in the claim's own statement: the outputs a ready step
+# depends on were committed before it was made ready, so its snapshot holds them.
+_OUTPUTS = f""",
+       (SELECT json_agg(json_build_array(r.step_id, r.status, r.output, r.decision))
+          FROM {_STEP} AS r WHERE r.instance_id = claimed.instance_id)"""
 # Attempt n of this step: it is ready after attempt n-1, or this very message is redelivered.
 _THIS_STEP = """s.id = %(id)s AND ((s.status = 'ready' AND s.attempts = %(attempt)s - 1)
                  OR (%(redelivered)s AND s.status = 'running' AND s.attempts = %(attempt)s
@@ -78,9 +82,9 @@ def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs
     ({step_id: (status, output, decision)}) saves reading the outputs again when the caller has them.
     """
     if held:
-        row = _claim(_HELD_FOR_TASK, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
+        row = _claim(_HELD_FOR_TASK, runs, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker)
         return _claim_from_row(row, runs) if row else None
-    row = _claim(_THIS_STEP, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker,
+    row = _claim(_THIS_STEP, runs, id=step_run_id, attempt=attempt, task_id=task_id, worker=worker,
                  redelivered=redelivered)
     if row is None and redelivered:
         return step_reclaim(task_id=task_id, worker=worker, runs=runs)
@@ -94,17 +98,24 @@ def step_reclaim(*, task_id, worker, runs=None):
         held = cursor.fetchone()
     if held is None:
         return None
-    row = _claim(_CONTINUED_BY_TASK, id=held[0], attempt=held[1], task_id=task_id, worker=worker)
+    row = _claim(_CONTINUED_BY_TASK, runs, id=held[0], attempt=held[1], task_id=task_id, worker=worker)
     return _claim_from_row(row, runs) if row else None
 
 
-def _claim(target, **params):
+def _claim(target, runs, **params):
+    """The claim's row; with the instance's step outputs as its last column when `runs` is None."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(target=target), params)
+        cursor.execute(_CLAIM_SQL.format(target=target, outputs="" if runs is not None else _OUTPUTS), params)
         return cursor.fetchone()
 
 
 def _claim_from_row(row, runs=None):
+    if runs is None:
+        row, outputs = row[:-1], row[-1]
+        if isinstance(outputs, str):  # `json`, which a connection may leave undecoded like jsonb
+            outputs = json.loads(outputs)
+        runs = {sid: (status, output, decision) for sid, status, output, decision in outputs or ()}
+        runs[row[2]] = ("running", *runs[row[2]][1:])  # its own status as the statement left it
     step_run_id, instance_id, step_id, attempts, attempt_base, version_id, context, parent_id, trigger, priority = row
     if isinstance(context, str):  # Django leaves jsonb undecoded on its connections
         context = json.loads(context)
@@ -114,7 +125,7 @@ def _claim_from_row(row, runs=None):
         step_run_id=step_run_id, instance_id=instance_id, step_id=step_id, attempt=attempts,
         attempt_base=attempt_base, plan=plan_for_version_id(version_id),
         instance=InstanceView(instance_id, context or {}, parent_id, trigger, priority),
-        runs=run_outputs(instance_id) if runs is None else runs,
+        runs=runs,
     )
 
 
