@@ -217,13 +217,12 @@ def _held_attempt(claim):
 def _heartbeat_fn(claim):
     """`ctx.heartbeat()`: throttled, so a chatty action does not hammer the database."""
     last = [0.0]
-    target = _held_attempt(claim)
 
     def beat():
         now = time.monotonic()
         if now - last[0] >= HEARTBEAT_MIN_INTERVAL_SECONDS:
             last[0] = now
-            target.update(heartbeat_at=timezone.now())
+            _held_attempt(claim).update(heartbeat_at=timezone.now())
 
     return beat
 
