@@ -174,7 +174,7 @@ def print_inprocess(report):
 SPY_BUCKETS = [  # (label, frame function, file fragment), checked innermost first
     ("publish (on_commit apply_async)", "_send", "orchestration/engine/effects.py"),
     ("advance", "advance", "orchestration/engine/advance.py"),
-    ("claim (step_claim)", "step_claim", "orchestration/engine/steps.py"),
+    ("claim (step_claim)", "step_claim", "orchestration/engine/transitions.py"),
     ("action (run_attempt)", "run_attempt", "orchestration/engine/execute.py"),
     ("finish (step_attempt_finish)", "step_attempt_finish", "orchestration/engine/steps.py"),
 ]

@@ -52,8 +52,8 @@ INSTANCE_TRANSITIONS = {
 
 STEP_TERMINAL = frozenset({S.COMPLETED, S.FAILED, S.SKIPPED, S.CANCELLED, S.COMPENSATED})
 STEP_WAITING = frozenset({S.WAITING_APPROVAL, S.WAITING_EVENT, S.WAITING_CHILD})
-# Step statuses move by conditional UPDATEs in orchestration/engine (claims.py, steps.py,
-# advance.py): each statement's WHERE clause is the guard, so a stale message changes nothing.
+# Step statuses move by conditional UPDATEs in orchestration/engine (transitions.py, which lists them,
+# then parked.py, steps.py, advance.py): each WHERE clause is the guard, so a stale message changes nothing.
 
 
 class IllegalTransition(Exception):

@@ -1,5 +1,4 @@
 """The durable DAG engine. Public services; everything else in this package is internal."""
-from .claims import step_claim, step_reclaim
 from .errors import Conflict, EngineError, InvalidRequest, NotFound, PreconditionFailed
 from .instances import (
     Origin,
@@ -21,10 +20,10 @@ from .steps import (
     item_attempt_finish,
     item_claim,
     items_join,
-    lock_instance,
     lock_step,
     step_attempt_finish,
 )
+from .transitions import lock_instance, step_claim, step_reclaim
 
 __all__ = (
     "Conflict", "EngineError", "Finish", "Inline", "InvalidRequest", "NotFound", "Origin", "PreconditionFailed",

@@ -32,6 +32,7 @@ from orchestration.states import (
 from . import lifecycle
 from .approvals import Governance
 from .scope import build_scope
+from .transitions import engine_state, save_state, steps_mark_ready
 
 # What advancing reads of each step run (its timestamps are written, never read, here).
 RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
@@ -93,7 +94,7 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
         _advance_failing(instance, runs, plan, effects)
         return runs
     held = _inline_candidate(plan, ready, inline_queue) if instance.status != I.PAUSED else None
-    mark_ready([run for run in ready if run is not held and run not in preready])
+    steps_mark_ready([run for run in ready if run is not held and run not in preready])
     if instance.status != I.PAUSED:
         effects.dispatches.extend(dispatch_for(instance, plan, run) for run in ready if run is not held)
         effects.inline = dispatch_for(instance, plan, held) if held is not None else None
@@ -109,19 +110,6 @@ def advance(instance, plan, effects, *, inline_queue=None, runs=None, fresh=Fals
     if as_stored is None or engine_state(instance) != as_stored:
         save_state(instance)
     return runs
-
-
-# The instance columns the engine changes; saving only these keeps a big context out of every write.
-ENGINE_FIELDS = ["status", "result", "error", "failing", "gated", "compensation_started", "completion_count",
-                 "deadline_at", "finished_at", "queued_reason", "updated_at"]
-
-
-def save_state(instance):
-    instance.save(update_fields=ENGINE_FIELDS)
-
-
-def engine_state(instance):
-    return tuple(getattr(instance, name) for name in ENGINE_FIELDS if name != "updated_at")
 
 
 def step_kind(step):
@@ -289,12 +277,6 @@ def plainly_ready(plan, step_id):
     step = plan.steps[step_id]
     return (not plan.deps[step_id] and step["when"] is None and step["foreach"] is None
             and not step["approval"] and not step["agent"])
-
-
-def mark_ready(runs):
-    """Write `ready` for the runs _resolve_pending made ready: one statement for a whole fan-out."""
-    if runs:
-        StepRun.objects.filter(id__in=[r.id for r in runs]).update(status=S.READY, ready_at=runs[0].ready_at)
 
 
 def _inline_candidate(plan, ready, queue):

@@ -28,13 +28,14 @@ from registry.models import DefinitionStatus, WorkflowDefinition
 from registry.spec import spec_sha256
 
 from . import admission, lifecycle
-from .advance import advance, dispatch_for, finish_failed, plainly_ready, save_state, set_instance_status
+from .advance import advance, dispatch_for, finish_failed, plainly_ready, set_instance_status
 from .approvals import Governance
 from .cascade import stop_instance
 from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
 from .plan import plan_for_version_id
-from .steps import continue_inline, lock_instance
+from .steps import continue_inline
+from .transitions import lock_instance, save_state
 
 MANUAL = {"type": "manual"}
 

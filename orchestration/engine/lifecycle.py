@@ -62,7 +62,7 @@ def step_event(instance, workflow, step_id, status):
 
 
 def step_completed_event(instance_id, workflow, step_id, now):
-    """`step.completed` for the statement that completes the step (`claims.step_complete`),
+    """`step.completed` for the statement that completes the step (`transitions.step_complete`),
     which stores it with its instance's priority and correlation id, read from the row it locks."""
     return Draft("step.completed", _step_payload(instance_id, workflow, step_id, "completed"),
                  source_workflow=workflow, source_instance_id=instance_id).to_event(now)

@@ -19,8 +19,8 @@ from orchestration.states import StepStatus as S
 from . import lifecycle
 from .advance import advance, dispatch_for
 from .backoff import next_retry
-from .claims import attempt_begin
 from .scope import mask
+from .transitions import attempt_begin
 
 ITEM_ENDED = (S.COMPLETED, S.FAILED, S.CANCELLED)
 

@@ -10,9 +10,8 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from metrics import tracing
 from orchestration.events.publish import Draft, publish
-from orchestration.models import AttemptStatus, StepAttempt, StepItem, StepRun, WorkflowInstance
+from orchestration.models import StepItem, StepRun, WorkflowInstance
 from orchestration.resources.budgets import budget_enforce
 from orchestration.resources.ledger import has_usage, usage_record
 from orchestration.states import INSTANCE_RETRYABLE
@@ -20,21 +19,26 @@ from orchestration.states import InstanceStatus as I
 from orchestration.states import StepStatus as S
 
 from . import lifecycle
-from .advance import advance, engine_state
+from .advance import advance
 from .backoff import next_retry
-from .claims import attempt_begin, step_claim, step_complete
 from .effects import Effects
 from .execute import Claim
 from .parked import items_outcome
 from .plan import plan_for_version_id
 from .scope import run_outputs
+from .transitions import (
+    attempt_begin,
+    attempt_end,
+    engine_state,
+    lock_instance,
+    step_claim,
+    step_complete,
+    step_fail,
+    step_release_held,
+    step_retry_later,
+)
 
 ACTIVE_FOR_WORK = (I.RUNNING, I.WAITING)
-
-
-def lock_instance(instance_id):
-    """The instance row, locked for this transaction: every outcome is applied under it."""
-    return WorkflowInstance.objects.select_for_update().get(id=instance_id)
 
 
 def lock_step(step_run_id):
@@ -83,17 +87,6 @@ def _load_claim(step_run_id, instance_id, attempt, attempt_base):
                  runs=run_outputs(instance_id))
 
 
-def _attempt_end(claim, outcome):
-    usage = outcome.usage
-    StepAttempt.objects.filter(step_run_id=claim.step_run_id, item_index=claim.item_index, number=claim.attempt).update(
-        status=AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED,
-        finished_at=timezone.now(), inputs=outcome.inputs, output=outcome.output if outcome.ok else None,
-        error_type=outcome.error_type, error_message=outcome.error_message, traceback=outcome.traceback,
-        tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, model=usage.model,
-    )
-    tracing.attempt_ended(claim.step_run_id, claim.item_index, claim.attempt)
-
-
 @dataclass(frozen=True)
 class Finish:
     """What the task does next: retry after `retry_in` seconds, run `next_claim` inline, or stop."""
@@ -109,7 +102,6 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
     With `continue_on_queue`, one plain step that this completion made ready on that queue is
     claimed for the calling task in the same transaction, saving it a trip through the broker.
     """
-    holds_step = Q(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
     now = timezone.now()
     retry_in = None
     if outcome.ok:
@@ -128,14 +120,12 @@ def step_attempt_finish(*, claim, outcome, task_id="", worker="", continue_on_qu
         retryable = instance.status in INSTANCE_RETRYABLE and not instance.failing
         retry_in = next_retry(claim.step["retry"], claim.attempt - claim.attempt_base) if retryable else None
         if retry_in is not None:
-            changed = StepRun.objects.filter(holds_step).update(
-                status=S.READY, error=outcome.error, ready_at=now + timezone.timedelta(seconds=retry_in)
-            )
+            changed = step_retry_later(claim, outcome.error, now + timezone.timedelta(seconds=retry_in))
         else:
-            changed = StepRun.objects.filter(holds_step).update(status=S.FAILED, error=outcome.error, finished_at=now)
+            changed = step_fail(claim, outcome.error)
         if not changed:
             return Finish()  # this attempt no longer holds the step: its record stays as the holder left it
-        _attempt_end(claim, outcome)
+        attempt_end(claim, outcome)
         if not _count_usage(instance, claim, outcome) and retry_in is not None:
             return Finish(retry_in=retry_in)
         if retry_in is None:
@@ -175,8 +165,7 @@ def continue_inline(effects, inline, runs):
     next_claim = step_claim(step_run_id=dispatch.step_run_id, attempt=dispatch.attempt, task_id=inline.task_id,
                             worker=inline.worker, runs=outputs, held=True)
     if next_claim is None:
-        StepRun.objects.filter(id=dispatch.step_run_id, status=S.PENDING).update(status=S.READY,
-                                                                               ready_at=timezone.now())
+        step_release_held(dispatch.step_run_id)
         effects.dispatches.append(dispatch)
     return next_claim
 
@@ -186,7 +175,7 @@ def item_attempt_finish(*, claim, outcome):
     """Record a foreach item's attempt; returns the retry countdown or None. The join decides."""
     # Usage is added to the instance's row: lock it first, as every outcome does, not after the item.
     instance = lock_instance(claim.instance_id) if has_usage(outcome.usage) else None
-    _attempt_end(claim, outcome)
+    attempt_end(claim, outcome)
     holds_item = Q(step_run_id=claim.step_run_id, index=claim.item_index, status=S.RUNNING, attempts=claim.attempt)
     retry_in = None
     if outcome.ok:

@@ -1,18 +1,35 @@
-"""Claiming an attempt: one conditional statement that also records the attempt.
+"""The statements that move a step attempt, a step or an instance on the hot path, each guarded.
 
-This is the engine's hottest path, so it is one round trip of plain SQL: the step moves to
-`running` only if it is `ready` at the expected attempt (or is being redelivered to the task
-that holds it), only while its instance accepts work, and the attempt row is written by the
-same statement.
+Every transition of a worker's step is here, in the order a finished attempt's path takes them;
+each function's docstring names its guard (what must hold for it to change anything), and a
+transition that finds its guard false changes nothing and says so (None, False or 0):
+
+    lock_instance        the instance row, locked: every outcome is applied under it
+    step_claim           ready (or pending, held for this task) -> running, + its attempt row
+    step_reclaim         running -> running again, for the task that held it, after a crash
+    attempt_begin        an attempt (or foreach item's attempt) row, taken over on redelivery
+    step_complete        running at this attempt -> completed, instance locked and counted, + event
+    step_retry_later     running at this attempt -> ready at a later time (a retry's backoff)
+    step_fail            running at this attempt -> failed
+    attempt_end          the attempt row's outcome
+    steps_mark_ready     pending -> ready, for a whole fan-out at once
+    step_release_held    pending (held for an inline claim that failed) -> ready
+    save_state           the instance's engine columns, written after advancing changed them
+
+The claim and the completion are one round trip of plain SQL each: they run for every step.
+Parked steps, foreach items and the cascades of a failing instance keep their statements next
+to their logic (parked.py, steps.py, advance.py, cascade.py).
 """
 import json
 from dataclasses import dataclass
 
 from django.db import connection
+from django.utils import timezone
 
 from metrics import tracing
 from orchestration.events.publish import react_on_commit
-from orchestration.models import Event, StepAttempt, StepRun, WorkflowInstance
+from orchestration.models import AttemptStatus, Event, StepAttempt, StepRun, WorkflowInstance
+from orchestration.states import StepStatus as S
 
 from .execute import Claim
 from .plan import plan_for_version_id
@@ -73,8 +90,18 @@ class InstanceView:
     priority: int = 5
 
 
+def lock_instance(instance_id):
+    """The instance row, locked for this transaction (SELECT ... FOR UPDATE): every outcome is
+    applied under it, and it is always taken before any of the instance's step rows."""
+    return WorkflowInstance.objects.select_for_update().get(id=instance_id)
+
+
 def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs=None, held=False):
     """Take attempt `attempt` of a step for this task; None if it is not this task's to run.
+
+    Guard: the step is `ready` after attempt `attempt` - 1 (`pending` or `ready` when `held`), or
+    `running` at `attempt` for this very task when `redelivered`; and its instance is `running`
+    or `waiting` and not failing. The attempt row is written by the same statement.
 
     A `redelivered` message (its worker died, or the task is retrying a database error) may
     take back the running attempt it held; a mere duplicate may not. `held`: the step is one
@@ -92,7 +119,9 @@ def step_claim(*, step_run_id, attempt, task_id, worker, redelivered=False, runs
 
 
 def step_reclaim(*, task_id, worker, runs=None):
-    """After a crash, a redelivered message resumes the step its task had continued into."""
+    """After a crash, a redelivered message resumes the step its task had continued into.
+
+    Guard: that step is `running` and held by this task id, at the attempt it holds."""
     with connection.cursor() as cursor:
         cursor.execute(_CONTINUED_SQL, {"task_id": task_id})
         held = cursor.fetchone()
@@ -142,7 +171,9 @@ ON CONFLICT ON CONSTRAINT uniq_step_attempt
 
 def attempt_begin(*, step_run_id, item_index, number, now, worker="", task_id="", inputs=None):
     """Record that attempt `number` of a step (or foreach item) began: one statement, and a
-    redelivered attempt's row is taken over rather than duplicated."""
+    redelivered attempt's row is taken over rather than duplicated.
+
+    Guard: none of its own; the caller's claim of the step or item holds it."""
     with connection.cursor() as cursor:
         cursor.execute(_BEGIN_SQL, {"id": step_run_id, "item": item_index, "number": number, "worker": worker,
                                     "task_id": task_id, "now": now,
@@ -222,3 +253,71 @@ def instance_from_row(values):
     for n, convert in _INSTANCE_CONVERTERS:
         values[n] = convert(values[n], None, connection)
     return WorkflowInstance.from_db(connection.alias, None, values)
+
+
+def _holding(claim):
+    """The step row, only while this attempt holds it: `running` at this attempt."""
+    return StepRun.objects.filter(id=claim.step_run_id, status=S.RUNNING, attempts=claim.attempt)
+
+
+def step_retry_later(claim, error, ready_at):
+    """A failed attempt with retries left: the step is `ready` again from `ready_at` (its backoff;
+    its next attempt's message is sent with that countdown). True if it moved.
+
+    Guard: the step is `running` at this attempt."""
+    return bool(_holding(claim).update(status=S.READY, error=error, ready_at=ready_at))
+
+
+def step_fail(claim, error):
+    """A failed attempt without retries: the step is `failed`. True if it moved.
+
+    Guard: the step is `running` at this attempt."""
+    return bool(_holding(claim).update(status=S.FAILED, error=error, finished_at=timezone.now()))
+
+
+def attempt_end(claim, outcome):
+    """Record how an attempt (or a foreach item's attempt) ended, with its usage.
+
+    Guard: none of its own; the caller moved the step or item under the same guard first."""
+    usage = outcome.usage
+    StepAttempt.objects.filter(step_run_id=claim.step_run_id, item_index=claim.item_index, number=claim.attempt).update(
+        status=AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED,
+        finished_at=timezone.now(), inputs=outcome.inputs, output=outcome.output if outcome.ok else None,
+        error_type=outcome.error_type, error_message=outcome.error_message, traceback=outcome.traceback,
+        tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cost_usd=usage.cost_usd, model=usage.model,
+    )
+    tracing.attempt_ended(claim.step_run_id, claim.item_index, claim.attempt)
+
+
+def steps_mark_ready(runs):
+    """Write `ready` for the runs advancing made ready: one statement for a whole fan-out.
+
+    Guard: the instance lock, under which advancing found each of them `pending` with its
+    dependencies done (the runs were read after the lock was taken)."""
+    if runs:
+        StepRun.objects.filter(id__in=[r.id for r in runs]).update(status=S.READY, ready_at=runs[0].ready_at)
+
+
+def step_release_held(step_run_id):
+    """A step advancing held for an inline claim that failed goes out like the others: `ready`.
+
+    Guard: the step is still `pending` (as advancing left it, in this transaction)."""
+    StepRun.objects.filter(id=step_run_id, status=S.PENDING).update(status=S.READY, ready_at=timezone.now())
+
+
+# The instance columns the engine changes; saving only these keeps a big context out of every write.
+ENGINE_FIELDS = ["status", "result", "error", "failing", "gated", "compensation_started", "completion_count",
+                 "deadline_at", "finished_at", "queued_reason", "updated_at"]
+
+
+def save_state(instance):
+    """Write the instance's engine columns (status transitions are checked before, by
+    `advance.set_instance_status`).
+
+    Guard: the instance lock, held by the caller since the instance was read."""
+    instance.save(update_fields=ENGINE_FIELDS)
+
+
+def engine_state(instance):
+    """The engine columns' values, to tell whether advancing changed any (then `save_state`)."""
+    return tuple(getattr(instance, name) for name in ENGINE_FIELDS if name != "updated_at")
