@@ -32,7 +32,7 @@ from orchestration.states import (
 from . import lifecycle
 from .approvals import Governance
 from .scope import build_scope
-from .transitions import engine_state, save_state, steps_mark_ready
+from .transitions import engine_state, prepared_cursor, save_state, steps_mark_ready
 
 # What advancing reads of each step run (its timestamps are written, never read, here).
 RUN_STATE_FIELDS = ("id", "instance_id", "step_id", "status", "attempts", "attempt_base", "output", "error",
@@ -45,7 +45,7 @@ def runs_of(instance_id):
     """{step_id: StepRun} of an instance, with only RUN_STATE_FIELDS loaded (the others deferred, as
     `.only()` leaves them), read by one plain statement: this runs on every transition, and the
     ORM's compiler and model constructor cost more than the read for a long workflow."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_RUNS_SQL, [instance_id])
         rows = cursor.fetchall()
     runs = {}

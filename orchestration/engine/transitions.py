@@ -23,6 +23,7 @@ to their logic (parked.py, steps.py, advance.py, cascade.py).
 import json
 from dataclasses import dataclass
 
+import psycopg
 from django.db import connection
 from django.utils import timezone
 
@@ -79,6 +80,32 @@ _CONTINUED_BY_TASK = "s.id = %(id)s AND s.status = 'running' AND s.task_id = %(t
 _CONTINUED_SQL = f"SELECT id, attempts FROM {_STEP} WHERE task_id = %(task_id)s AND status = 'running' LIMIT 1"
 
 
+_NEVER_BY_COUNT = 2**62
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """Binds parameters server-side and has PostgreSQL keep the plan of each statement it runs
+    (psycopg's per-connection cache of prepared statements)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def prepared_cursor():
+    """A cursor of the default connection (in its transaction, with Django's error mapping and
+    execute wrappers) for the statements below, which run for every step: planning one of them
+    costs PostgreSQL more than running it, so each is planned once per connection. Django turns
+    psycopg's automatic preparing off (for connection poolers in transaction mode); this asks for it
+    for these few statements only."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:  # None refuses even an explicit prepare; this never prepares on its own
+        raw.prepare_threshold = _NEVER_BY_COUNT
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparingCursor(raw))
+
+
 @dataclass(frozen=True)
 class InstanceView:
     """What a running attempt needs of its instance (templates read these)."""
@@ -122,7 +149,7 @@ def step_reclaim(*, task_id, worker, runs=None):
     """After a crash, a redelivered message resumes the step its task had continued into.
 
     Guard: that step is `running` and held by this task id, at the attempt it holds."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CONTINUED_SQL, {"task_id": task_id})
         held = cursor.fetchone()
     if held is None:
@@ -133,7 +160,7 @@ def step_reclaim(*, task_id, worker, runs=None):
 
 def _claim(target, runs, **params):
     """The claim's row; with the instance's step outputs as its last column when `runs` is None."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CLAIM_SQL.format(target=target, outputs="" if runs is not None else _OUTPUTS), params)
         return cursor.fetchone()
 
@@ -174,7 +201,7 @@ def attempt_begin(*, step_run_id, item_index, number, now, worker="", task_id=""
     redelivered attempt's row is taken over rather than duplicated.
 
     Guard: none of its own; the caller's claim of the step or item holds it."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_BEGIN_SQL, {"id": step_run_id, "item": item_index, "number": number, "worker": worker,
                                     "task_id": task_id, "now": now,
                                     "inputs": None if inputs is None else json.dumps(inputs)})
@@ -233,7 +260,7 @@ def step_complete(*, claim, outcome, event):
         "model": usage.model, "event_id": event.event_id, "event_type": event.event_type,
         "source_workflow": event.source_workflow, "payload": json.dumps(event.payload), "timestamp": event.timestamp,
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_COMPLETE_SQL, params)
         row = cursor.fetchone()
     if row is None:
