@@ -79,6 +79,32 @@ def policy_for_definition(definition_id):
     return policies[definition_id]
 
 
+_stamped = {}  # (blueprint id, its updated_at) -> Policy
+_STAMPED_MAX = 1000
+
+
+def policy_for_blueprint_stamp(blueprint_id, updated_at):
+    """The Policy of the blueprint a definition belonged to when the caller read the definition's
+    row (its id and `updated_at`, saved with every change of its spec), in that transaction:
+    NO_POLICY without a blueprint. Nothing to ask Redis: the stamp was read with the row the
+    caller locked, which is as current as PostgreSQL is."""
+    if blueprint_id is None:
+        return NO_POLICY
+    key = (blueprint_id, updated_at)
+    policy = _stamped.get(key)
+    if policy is None:
+        from registry.models import Blueprint
+
+        spec, stored_at = Blueprint.objects.filter(id=blueprint_id).values_list("spec", "updated_at").first() or (
+            None, None)
+        policy = policy_from_blueprint_spec(spec) if spec else NO_POLICY
+        if stored_at == updated_at:  # a newer spec than the stamp's is used now, not kept under it
+            if len(_stamped) >= _STAMPED_MAX:
+                _stamped.clear()
+            _stamped[key] = policy
+    return policy
+
+
 def _load(definition_id):
     from registry.models import WorkflowDefinition
 

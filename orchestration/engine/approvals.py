@@ -21,6 +21,13 @@ class Governance:
     def __init__(self, instance):
         self.instance = instance
         self._policy = None
+        self._stamp = None
+
+    def stamped(self, blueprint_id, updated_at):
+        """The policy is the one of this blueprint state, read by the caller's statement with the
+        instance row (`transitions.step_complete`), rather than looked up through Redis."""
+        self._stamp = (blueprint_id, updated_at)
+        return self
 
     @classmethod
     def of(cls, instance):
@@ -33,9 +40,10 @@ class Governance:
     @property
     def policy(self):
         if self._policy is None:
-            from governance.escalations.policy import policy_for_definition
+            from governance.escalations.policy import policy_for_blueprint_stamp, policy_for_definition
 
-            self._policy = policy_for_definition(self.instance.definition_id)
+            self._policy = (policy_for_blueprint_stamp(*self._stamp) if self._stamp is not None
+                            else policy_for_definition(self.instance.definition_id))
         return self._policy
 
     def holds_instance(self, plan, step=None):

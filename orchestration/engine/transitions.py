@@ -31,7 +31,9 @@ from metrics import tracing
 from orchestration.events.publish import react_on_commit
 from orchestration.models import AttemptStatus, Event, StepAttempt, StepRun, WorkflowInstance
 from orchestration.states import StepStatus as S
+from registry.models import Blueprint, WorkflowDefinition
 
+from .approvals import Governance
 from .execute import Claim
 from .plan import plan_for_version_id
 
@@ -39,6 +41,8 @@ _STEP = StepRun._meta.db_table
 _INSTANCE = WorkflowInstance._meta.db_table
 _ATTEMPT = StepAttempt._meta.db_table
 _EVENT = Event._meta.db_table
+_DEFINITION = WorkflowDefinition._meta.db_table
+_BLUEPRINT = Blueprint._meta.db_table
 
 _CLAIM_SQL = f"""
 WITH claimed AS (
@@ -236,7 +240,8 @@ WITH i AS (
            i.priority, i.correlation_id, NULL, %(timestamp)s, NULL
       FROM step, i
 )
-SELECT {_INSTANCE_COLUMNS}, (SELECT count(*) FROM step) FROM i
+SELECT {_INSTANCE_COLUMNS}, d.blueprint_id, b.updated_at, (SELECT count(*) FROM step)
+  FROM i JOIN {_DEFINITION} AS d ON d.id = i.definition_id LEFT JOIN {_BLUEPRINT} AS b ON b.id = d.blueprint_id
 """
 
 
@@ -245,7 +250,8 @@ def step_complete(*, claim, outcome, event):
     completion order) and store its `step.completed` event (`event`, a Draft without its instance's
     priority and correlation, which the statement takes from the row), in one statement.
 
-    Returns the instance as locked (its `completion_count` already counting this step), or None
+    It also reads the definition's blueprint stamp, so advancing finds the governance policy
+    without asking Redis. Returns the instance as locked (its `completion_count` already counting this step), or None
     if this attempt no longer holds the step (a duplicate delivery finished it first): the caller
     must then roll back, as the instance's count moved.
 
@@ -267,7 +273,9 @@ def step_complete(*, claim, outcome, event):
         raise WorkflowInstance.DoesNotExist(claim.instance_id)
     if row[-1] != 1:
         return None
-    instance = instance_from_row(row[:-1])
+    instance = instance_from_row(row[:-3])
+    # Its governance policy is the one of the blueprint as this statement read it: no Redis lookup.
+    Governance.of(instance).stamped(row[-3], row[-2])
     event.priority, event.correlation_id = instance.priority, instance.correlation_id
     tracing.attempt_ended(claim.step_run_id, None, claim.attempt)
     react_on_commit([event])
