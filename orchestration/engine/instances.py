@@ -35,7 +35,7 @@ from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
 from .plan import plan_for_version_id
 from .steps import continue_inline
-from .transitions import lock_instance, save_state
+from .transitions import lock_instance, rows_insert, save_state
 
 MANUAL = {"type": "manual"}
 
@@ -114,7 +114,7 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
     now = timezone.now()
     user, _ = actor_parts(actor)
     timeout = plan.spec.get("timeout_minutes")
-    instance = WorkflowInstance.objects.create(
+    instance = WorkflowInstance(
         id=instance_id, created_at=now, definition=definition, version=version, spec_sha256=version.spec_sha256,
         status=I.RUNNING if verdict is admission.ADMITTED else I.PENDING, context=context,
         priority=plan.spec["priority"] if priority is None else priority, created_by=user,
@@ -126,16 +126,16 @@ def _start(workflow, context, actor, priority, origin, inline, definition):
         spawn_attempt=origin.spawn_attempt, spawn_restart=origin.spawn_restart,
         slot_keys=[p.key for p in pools], holds_slots=bool(pools) and verdict is admission.ADMITTED,
     )
+    rows_insert([instance])
     if verdict is not admission.ADMITTED:
         return _start_held(instance, plan, verdict, actor, workflow, version)
     # Steps with nothing to wait for or decide are created ready: no second write for them.
     # (A blueprint's governance may gate any step: then each goes through advancing.)
     governed = Governance.of(instance).policy.watches_steps
     first = set() if governed else {sid for sid in plan.order if plainly_ready(plan, sid)}
-    runs = StepRun.objects.bulk_create(
-        StepRun(instance=instance, step_id=sid, status=S.READY if sid in first else S.PENDING,
-                ready_at=now if sid in first else None)
-        for sid in plan.order)
+    runs = rows_insert([StepRun(instance=instance, step_id=sid, status=S.READY if sid in first else S.PENDING,
+                                ready_at=now if sid in first else None)
+                        for sid in plan.order])
     publish([lifecycle.instance_event(instance, "workflow.started")])
     effects = Effects()
     runs = advance(instance, plan, effects, runs={r.step_id: r for r in runs}, fresh=True,

@@ -15,6 +15,7 @@ transition that finds its guard false changes nothing and says so (None, False o
     steps_mark_ready     pending -> ready, for a whole fan-out at once
     step_release_held    pending (held for an inline claim that failed) -> ready
     save_state           the instance's engine columns, written after advancing changed them
+    rows_insert          a new instance, its step runs: created (pending, or ready with nothing to wait for)
 
 The claim and the completion are one round trip of plain SQL each: they run for every step.
 Parked steps, foreach items and the cascades of a failing instance keep their statements next
@@ -356,3 +357,30 @@ def save_state(instance):
 def engine_state(instance):
     """The engine columns' values, to tell whether advancing changed any (then `save_state`)."""
     return tuple(getattr(instance, name) for name in ENGINE_FIELDS if name != "updated_at")
+
+
+def rows_insert(objs):
+    """INSERT new rows of one model (a new instance; its step runs) as the ORM would, values and
+    defaults included, in one prepared statement: the ORM's compiler cost an instance start more
+    than the writes. Sets the generated keys and marks the objects saved; a unique violation
+    raises IntegrityError as `create`/`bulk_create` do (an idempotent spawn relies on it).
+
+    Guard: none of its own; the rows are new (a fresh uuid7 instance id, or the caller's)."""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and f.db_returning)]
+    auto = [f for f in meta.concrete_fields if f.primary_key and f.db_returning]
+    row = f"({', '.join(['%s'] * len(fields))})"
+    sql = (f"INSERT INTO {meta.db_table} ({', '.join(f.column for f in fields)}) VALUES "
+           + ", ".join([row] * len(objs)) + (f" RETURNING {auto[0].column}" if auto else ""))
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = cursor.fetchall() if auto else ()
+    for obj, key in zip(objs, keys, strict=False):
+        setattr(obj, auto[0].attname, key[0])
+    for obj in objs:
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objs
