@@ -3,7 +3,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,7 +24,7 @@ from orchestration.states import (
 from orchestration.states import (
     StepStatus as S,
 )
-from registry.models import DefinitionStatus, WorkflowDefinition
+from registry.models import DefinitionStatus, WorkflowDefinition, WorkflowVersion
 from registry.spec import spec_sha256
 
 from . import admission, lifecycle
@@ -35,7 +35,7 @@ from .effects import Effects
 from .errors import Conflict, InvalidRequest, NotFound
 from .plan import plan_for_version_id
 from .steps import continue_inline
-from .transitions import lock_instance, rows_insert, save_state
+from .transitions import lock_instance, prepared_cursor, rows_insert, save_state
 
 MANUAL = {"type": "manual"}
 
@@ -85,10 +85,37 @@ def instance_start(*, workflow, context=None, actor=None, priority=None, origin=
         return instance
 
 
+_DEFINITION_FIELDS = WorkflowDefinition._meta.concrete_fields
+_VERSION_FIELDS = [f for f in WorkflowVersion._meta.concrete_fields if f.attname not in ("spec", "source")]
+_DEFINITION_SQL = (
+    f"SELECT {', '.join(f'd.{f.column}' for f in _DEFINITION_FIELDS)}, "
+    f"{', '.join(f'v.{f.column}' for f in _VERSION_FIELDS)} "
+    f"FROM {WorkflowDefinition._meta.db_table} AS d LEFT JOIN {WorkflowVersion._meta.db_table} AS v "
+    f"ON v.id = d.latest_version_id WHERE d.key = %s"
+)
+
+
 def definition_for_start(workflow):
-    """The definition with its latest version; the spec itself comes from the plan cache."""
-    return (WorkflowDefinition.objects.select_related("latest_version")
-            .defer("latest_version__spec", "latest_version__source").filter(key=workflow).first())
+    """The definition with its latest version (its spec and source deferred: the spec comes from
+    the plan cache), or None: what `select_related("latest_version")` loads, read with one prepared
+    statement, as every start reads it."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_DEFINITION_SQL, [workflow])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(_DEFINITION_FIELDS)
+    definition = _from_row(WorkflowDefinition, _DEFINITION_FIELDS, row[:split])
+    version_row = row[split:]
+    definition.latest_version = (_from_row(WorkflowVersion, _VERSION_FIELDS, version_row)
+                                 if version_row[0] is not None else None)
+    return definition
+
+
+def _from_row(model, fields, values):
+    values = [f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+              for f, v in zip(fields, values, strict=True)]
+    return model.from_db(connection.alias, [f.attname for f in fields], values)
 
 
 def _start(workflow, context, actor, priority, origin, inline, definition):
