@@ -8,6 +8,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+from dacproject.api import error_body
 from dacproject.ids import short_id
 from orchestration.selectors import instance_get
 from registry.selectors import definition_get
@@ -28,8 +29,7 @@ def staff_json(view):
     @wraps(view)
     def guarded(request, *args, **kwargs):
         if not (request.user.is_active and request.user.is_staff):
-            return JsonResponse({"error": {"code": "not_authenticated", "message": "log in as staff at /admin/",
-                                           "details": {}}}, status=403)
+            return JsonResponse(error_body("not_authenticated", "log in as staff at /admin/"), status=403)
         return view(request, *args, **kwargs)
 
     return guarded
@@ -77,8 +77,7 @@ def workflow(request, key):
 def workflow_json(request, key):
     definition = definition_get(key)
     if definition is None:
-        return JsonResponse({"error": {"code": "not_found", "message": f"no workflow '{key}'", "details": {}}},
-                            status=404)
+        return JsonResponse(error_body("not_found", f"no workflow '{key}'"), status=404)
     return JsonResponse(workflow_data(definition, _period(request)))
 
 
@@ -96,6 +95,5 @@ def instance(request, instance_id):
 def instance_json(request, instance_id):
     found = instance_get(instance_id)
     if found is None:
-        return JsonResponse({"error": {"code": "not_found", "message": f"no instance {instance_id}", "details": {}}},
-                            status=404)
+        return JsonResponse(error_body("not_found", f"no instance {instance_id}"), status=404)
     return JsonResponse(instance_live_data(found))

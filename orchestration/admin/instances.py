@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from dacproject.api import error_body
 from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json, status_badge
 from governance.escalations.models import Escalation
 from governance.escalations.services import step_decide
@@ -322,8 +323,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
         to redraw the graph as the steps move, without a reload."""
         instance = self.get_object(request, str(instance_id))
         if instance is None or not self.has_view_permission(request, instance):
-            return JsonResponse({"error": {"code": "not_found", "message": f"no instance {instance_id}",
-                                           "details": {}}}, status=404)
+            return JsonResponse(error_body("not_found", f"no instance {instance_id}"), status=404)
         svg, _ = instance_graph(instance)
         return JsonResponse({"id": str(instance.id), "status": instance.status,
                              "finished": instance.status in INSTANCE_TERMINAL, "svg": svg})
