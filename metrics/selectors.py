@@ -20,6 +20,8 @@ TOP_WORKFLOWS = 10
 RECENT_FAILURES = 10
 OLDEST_APPROVALS = 5
 
+# Completed runs with both times: the ones whose duration counts.
+TIMED = Q(status=I.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
 RUN_DURATION = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
 RESPONSE_TIME = ExpressionWrapper(F("resolved_at") - F("created_at"), output_field=DurationField())
 # A human answer: policy auto-approvals and deadline timeouts (`policy:*`) and acknowledgements
@@ -38,6 +40,22 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=float(fraction), **extra)
 
 
+def run_counts(*, path="", within=Q()):
+    """The Count aggregates of runs, completed, failed and finished instances; `path` leads from the
+    queried model to the instances (e.g. "instances__"), `within` narrows every count."""
+    def count(status_filter=Q()):
+        return Count(f"{path}id" if path else "id", filter=within & status_filter)
+
+    return {"runs": count(), "completed": count(Q(**{f"{path}status": I.COMPLETED})),
+            "failed": count(Q(**{f"{path}status__in": FAILED})),
+            "finished": count(Q(**{f"{path}status__in": INSTANCE_TERMINAL}))}
+
+
+def local_midnight(moment):
+    """The start of `moment`'s day in the current time zone."""
+    return timezone.localtime(moment).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def milliseconds(duration):
     return None if duration is None else round(duration.total_seconds() * 1000, 3)
 
@@ -54,12 +72,10 @@ def workflow_metrics(*, workflow, range):  # noqa: A002 - the API's own word
         raise ValueError(f"range must be one of {', '.join(RANGES)}, got {range!r}")
     until = timezone.now()
     since = until - RANGES[range]
-    timed = Q(status=I.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
     row = WorkflowInstance.objects.filter(definition=workflow, created_at__gte=since).aggregate(
-        runs=Count("id"), completed=Count("id", filter=Q(status=I.COMPLETED)),
-        failed=Count("id", filter=Q(status__in=FAILED)), finished=Count("id", filter=Q(status__in=INSTANCE_TERMINAL)),
-        p50=Percentile(RUN_DURATION, 0.5, filter=timed), p95=Percentile(RUN_DURATION, 0.95, filter=timed),
-        avg=Avg(RUN_DURATION, filter=timed),
+        **run_counts(),
+        p50=Percentile(RUN_DURATION, 0.5, filter=TIMED), p95=Percentile(RUN_DURATION, 0.95, filter=TIMED),
+        avg=Avg(RUN_DURATION, filter=TIMED),
         tokens_in=Sum("tokens_in", default=0), tokens_out=Sum("tokens_out", default=0),
         cost_usd=Sum("cost_usd", default=0),
     )
@@ -83,14 +99,12 @@ def dashboard_overview():
     approvals by level and the oldest of them, and `resource_usage()`."""
     now = timezone.now()
     day_ago = now - DAY
-    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = local_midnight(now)
     recent = Q(created_at__gte=day_ago)
     # One pass over the active instances and the last day's, both indexed (status, created_at).
     counts = WorkflowInstance.objects.filter(Q(status__in=[*ACTIVE, I.QUEUED]) | recent).aggregate(
         active=Count("id", filter=Q(status__in=ACTIVE)), queued=Count("id", filter=Q(status=I.QUEUED)),
-        runs=Count("id", filter=recent), completed=Count("id", filter=recent & Q(status=I.COMPLETED)),
-        failed=Count("id", filter=recent & Q(status__in=FAILED)),
-        finished=Count("id", filter=recent & Q(status__in=INSTANCE_TERMINAL)),
+        **run_counts(within=recent),
     )
     today = cost_ledger(since=midnight, until=now + timezone.timedelta(minutes=1))
     return {
@@ -110,8 +124,7 @@ def dashboard_overview():
 
 def _top_workflows(since):
     rows = (WorkflowInstance.objects.filter(created_at__gte=since).values("definition__key")
-            .annotate(runs=Count("id"), completed=Count("id", filter=Q(status=I.COMPLETED)),
-                      failed=Count("id", filter=Q(status__in=FAILED)), cost_usd=Sum("cost_usd"))
+            .annotate(**run_counts(), cost_usd=Sum("cost_usd"))
             .order_by("-runs", "definition__key")[:TOP_WORKFLOWS])
     return [{"workflow": r["definition__key"], "runs": r["runs"], "completed": r["completed"], "failed": r["failed"],
              "cost_usd": r["cost_usd"]} for r in rows]

@@ -1,15 +1,13 @@
 """Time series for the dashboard's charts: one grouped query per series (PostgreSQL buckets the
 runs with date_trunc and computes the percentiles), then the empty buckets filled with zeros so
 every chart has one point per hour or day of its range."""
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from orchestration.models import WorkflowInstance
-from orchestration.states import INSTANCE_TERMINAL
-from orchestration.states import InstanceStatus as I
 
-from .selectors import FAILED, RANGES, RUN_DURATION, Percentile, milliseconds, success_share
+from .selectors import RANGES, RUN_DURATION, TIMED, Percentile, milliseconds, run_counts, success_share
 
 # range -> (bucket name, truncation, bucket length, number of buckets)
 BUCKETS = {
@@ -35,13 +33,10 @@ def run_series(*, period, workflow=None):
     instances = WorkflowInstance.objects.filter(created_at__gte=first)
     if workflow is not None:
         instances = instances.filter(definition=workflow)
-    timed = Q(status=I.COMPLETED, started_at__isnull=False, finished_at__isnull=False)
     rows = (instances.annotate(bucket=truncate("created_at")).values("bucket")
-            .annotate(runs=Count("id"), completed=Count("id", filter=Q(status=I.COMPLETED)),
-                      failed=Count("id", filter=Q(status__in=FAILED)),
-                      finished=Count("id", filter=Q(status__in=INSTANCE_TERMINAL)),
-                      p50=Percentile(RUN_DURATION, 0.5, filter=timed),
-                      p95=Percentile(RUN_DURATION, 0.95, filter=timed),
+            .annotate(**run_counts(),
+                      p50=Percentile(RUN_DURATION, 0.5, filter=TIMED),
+                      p95=Percentile(RUN_DURATION, 0.95, filter=TIMED),
                       cost_usd=Sum("cost_usd", default=0))
             .order_by("bucket"))
     by_bucket = {row["bucket"]: row for row in rows}

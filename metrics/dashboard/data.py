@@ -1,6 +1,5 @@
 """What the dashboard's pages draw, as JSON-ready dicts (money as exact decimal strings)."""
 from django.utils import timezone
-from django.utils.timezone import localtime
 
 from orchestration.dag import dag_svg
 from orchestration.models import StepRun
@@ -17,7 +16,7 @@ def overview_data():
     """The overview: `dashboard_overview()`, runs per hour over the last day, and today's cost per
     workflow type."""
     now = timezone.now()
-    midnight = localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    midnight = selectors.local_midnight(now)
     return jsonable({
         **selectors.dashboard_overview(),
         "series": run_series(period="24h"),

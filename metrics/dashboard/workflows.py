@@ -1,12 +1,10 @@
 """The dashboard's list of workflows: every registered definition with its last day, in one query."""
-from django.db.models import Count, Q, Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from orchestration.states import INSTANCE_TERMINAL
-from orchestration.states import InstanceStatus as I
 from registry.models import WorkflowDefinition
 
-from ..selectors import DAY, FAILED, success_share
+from ..selectors import DAY, run_counts, success_share
 
 
 def workflow_table():
@@ -14,10 +12,7 @@ def workflow_table():
     by key."""
     recent = Q(instances__created_at__gte=timezone.now() - DAY)
     rows = (WorkflowDefinition.objects.order_by("key")
-            .annotate(runs=Count("instances", filter=recent),
-                      completed=Count("instances", filter=recent & Q(instances__status=I.COMPLETED)),
-                      failed=Count("instances", filter=recent & Q(instances__status__in=FAILED)),
-                      finished=Count("instances", filter=recent & Q(instances__status__in=INSTANCE_TERMINAL)),
+            .annotate(**run_counts(path="instances__", within=recent),
                       cost_usd=Sum("instances__cost_usd", filter=recent, default=0))
             .values("key", "name", "type", "status", "runs", "completed", "failed", "finished", "cost_usd"))
     return [{**row, "success_rate": success_share(row["completed"], row["finished"])} for row in rows]
