@@ -13,7 +13,8 @@ from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json
 from orchestration.admin.common import ConsoleTabularInline, format_time
 from orchestration.dag import dag_svg
 
-from .models import Agent, Blueprint, DefinitionStatus, WorkflowDefinition, WorkflowVersion
+from .models import Agent, Blueprint, WorkflowDefinition, WorkflowVersion
+from .selectors import definition_accepts_runs
 
 
 def _drawing(spec):
@@ -45,10 +46,6 @@ class TagListFilter(admin.SimpleListFilter):
 def run_url(definition):
     """The console's Run form for a definition (the instance pages' `run/<key>/`)."""
     return reverse("admin:orchestration_workflowinstance_run", args=[definition.key])
-
-
-def startable(definition):
-    return definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None
 
 
 class WorkflowVersionInline(ConsoleTabularInline):
@@ -95,14 +92,14 @@ class WorkflowDefinitionAdmin(ReadOnlyModelAdmin):
     @admin.display(description="run")
     def run_button(self, definition):
         """Starts an instance through the Run form (context fields from the workflow's templates, priority)."""
-        if not startable(definition):
+        if not definition_accepts_runs(definition):
             return "registered without steps: it cannot be started"
         return format_html('<a class="button dac-run-button" href="{}">Run {}…</a>', run_url(definition),
                            definition.key)
 
     @admin.display(description="")
     def run_link(self, definition):
-        if not startable(definition):
+        if not definition_accepts_runs(definition):
             return ""
         return format_html('<a class="dac-row-action" href="{}" title="start an instance of {}">Run…</a>',
                            run_url(definition), definition.key)

@@ -44,6 +44,11 @@ def definition_list(*, type=None, tag=None, input=None, output=None, trigger=Non
     return qs
 
 
+def definition_accepts_runs(definition):
+    """Active, with a registered version (its spec is not read: see definition_is_startable)."""
+    return definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None
+
+
 def definition_is_startable(definition):
     """A definition with steps in its latest version (a step-less blueprint entry is only listed)."""
     version = definition.latest_version

@@ -1,7 +1,6 @@
 """What the engine's console pages share: times with seconds, durations that keep counting while a
 run is unfinished, short instance ids, error summaries and a tabular inline without Django's
 per-row header line."""
-import uuid
 from datetime import datetime
 
 from django.contrib import admin
@@ -12,13 +11,6 @@ from dacproject.ids import short_id
 from governance.admin import EMPTY, ReadOnlyTabularInline, admin_link, format_duration, short_json, status_badge
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-def search_uuid(search_term):
-    try:
-        return uuid.UUID(search_term.strip())
-    except ValueError:
-        return None
 
 
 def format_time(value, *, compact=False, now=None):

@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from dacproject.api import error_body
+from dacproject.ids import as_uuid
 from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json, status_badge
 from governance.escalations.models import Escalation
 from governance.escalations.services import step_decide
@@ -32,7 +33,7 @@ from orchestration.selectors import instance_queue, queue_description
 from orchestration.states import INSTANCE_ACTIVE, INSTANCE_TERMINAL, InstanceStatus, StepStatus
 
 from . import history, run
-from .common import display_time, format_time, instance_link, live_duration, search_uuid, short_instance_link
+from .common import display_time, format_time, instance_link, live_duration, short_instance_link
 from .graph import instance_graph
 from .steps import StepRunInline
 
@@ -116,7 +117,7 @@ class WorkflowInstanceAdmin(ReadOnlyModelAdmin):
         return super().get_queryset(request).select_related("definition", "version")
 
     def get_search_results(self, request, queryset, search_term):
-        instance_id = search_uuid(search_term)
+        instance_id = as_uuid(search_term.strip())
         if instance_id is not None:
             return queryset.filter(id=instance_id), False
         return super().get_search_results(request, queryset, search_term)

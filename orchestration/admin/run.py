@@ -24,7 +24,8 @@ from jinja2 import nodes
 
 from dacproject.parsers import json_loads
 from orchestration import engine, templating
-from registry.models import DefinitionStatus, WorkflowDefinition
+from registry.models import WorkflowDefinition
+from registry.selectors import definition_accepts_runs
 from registry.serializers import RunRequestSerializer
 from registry.spec.checker import PRIORITIES
 
@@ -268,7 +269,7 @@ def run_view(model_admin, request, workflow):
         "title": f"Run {definition.key}",
         "subtitle": None,
         "definition": definition,
-        "startable": definition.status == DefinitionStatus.ACTIVE and definition.latest_version_id is not None,
+        "startable": definition_accepts_runs(definition),
         "form": form,
         "input_fields": [form[field_name(item.key)] for item in inputs],
         "context_field": form["context"],

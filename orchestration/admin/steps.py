@@ -2,10 +2,11 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from dacproject.ids import as_uuid
 from governance.admin import EMPTY, ReadOnlyModelAdmin, admin_link, pretty_json, short_json
 from orchestration.models import StepAttempt, StepItem, StepRun
 
-from .common import ConsoleTabularInline, RunColumns, format_time, instance_link, search_uuid
+from .common import ConsoleTabularInline, RunColumns, format_time, instance_link
 
 
 class StepRunInline(RunColumns, ConsoleTabularInline):
@@ -68,7 +69,7 @@ class StepRunAdmin(RunColumns, ReadOnlyModelAdmin):
     )
 
     def get_search_results(self, request, queryset, search_term):
-        instance_id = search_uuid(search_term)
+        instance_id = as_uuid(search_term.strip())
         if instance_id is not None:
             return queryset.filter(instance_id=instance_id), False
         return super().get_search_results(request, queryset, search_term)
@@ -123,7 +124,7 @@ class StepAttemptAdmin(RunColumns, ReadOnlyModelAdmin):
     )
 
     def get_search_results(self, request, queryset, search_term):
-        instance_id = search_uuid(search_term)
+        instance_id = as_uuid(search_term.strip())
         if instance_id is not None:
             return queryset.filter(step_run__instance_id=instance_id), False
         return super().get_search_results(request, queryset, search_term)
