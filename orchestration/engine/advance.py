@@ -244,6 +244,7 @@ def _resolve_pending(instance, plan, runs, governance):
     altogether, and a step that needs approval parks behind its own.
     """
     ready = []
+    resources_allow = False  # budget and quota, asked once per pass: no usage is counted during it
     for sid in plan.order:
         run = runs[sid]
         if run.status != S.PENDING:
@@ -257,7 +258,8 @@ def _resolve_pending(instance, plan, runs, governance):
         if decision == "skip" or not _condition_holds(instance, plan, runs, run, step):
             _finish(instance, plan, run, S.SKIPPED if run.status == S.PENDING else run.status)
             continue
-        if budget_enforce(instance, plan) or quota_hold(instance, plan) or governance.holds_instance(plan, step):
+        resources_allow = resources_allow or not (budget_enforce(instance, plan) or quota_hold(instance, plan))
+        if not resources_allow or governance.holds_instance(plan, step):
             break
         # foreach items are rendered with `when`, before any approval, so approvers see them.
         has_work = step["foreach"] is None or _prepare_items(instance, plan, runs, run, step)
