@@ -54,6 +54,10 @@ def reconcile(*, limit=500):
     return report
 
 
+# What steps_recover_lost counts, in the order it reports them.
+LOST_RECOVERIES = ("steps_recovered", "foreach_rerun", "steps_settled")
+
+
 def steps_recover_lost(*, steps, items, limit=500):
     """Recover now what workers known to be gone held (orchestration.workers tells which): `steps`
     (a Q on StepRun) and `items` (a Q on StepItem) select their running plain steps and foreach

@@ -47,6 +47,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
 from orchestration import engine
+from orchestration.engine.reconcile import LOST_RECOVERIES
 from orchestration.models import StepAttempt
 
 from .models import WorkerBeat
@@ -72,7 +73,7 @@ def worker_register(*, hostname, pid):
         logger.error("worker %s: another process beat under this name %s s ago or less; give every worker its "
                      "own name (celery worker -n NAME): its steps are left to the per-step heartbeat threshold",
                      hostname, settings.DAC_WORKER_LOST_SECONDS)
-        return dict.fromkeys(("steps_recovered", "foreach_rerun", "steps_settled"), 0)
+        return dict.fromkeys(LOST_RECOVERIES, 0)
     return engine.steps_recover_lost(steps=Q(worker=hostname), items=_items_held_by(Q(worker=hostname)))
 
 
@@ -92,7 +93,7 @@ def workers_lost_recover(*, limit=500):
     """Beat's sweep: recover the running steps and foreach items of lost workers (module docstring)."""
     cutoff = _lost_cutoff()
     if cutoff is None:
-        return dict.fromkeys(("steps_recovered", "foreach_rerun", "steps_settled", "workers_forgotten"), 0)
+        return dict.fromkeys((*LOST_RECOVERIES, "workers_forgotten"), 0)
     known = list(WorkerBeat.objects.values_list("hostname", flat=True))
     unbeaten = cutoff - timedelta(seconds=settings.DAC_HEARTBEAT_INTERVAL_SECONDS)
     done = engine.steps_recover_lost(steps=_lost_steps(cutoff, known, unbeaten),
